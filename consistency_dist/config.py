@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 PRESET_DIR = pathlib.Path(__file__).parent / "presets"
-MODEL_NAMES = ("small_resnet", "small_resnet_wide", "resnet50v2", "resnet101v2")
+MODEL_NAMES = ("small_resnet", "small_resnet_wide", "resnet50v2", "resnet101v2")  # small to large
 DATA_SOURCES = ("sample", "folder", "keras")
 FLAG_ALIASES = {"runtime.address": ["--address"]}
 
@@ -76,6 +76,33 @@ class TrainConfig:
 
 
 @dataclass
+class AugmentConfig:
+    randaugment: bool = _field(True, "apply RandAugment to the student's training images")
+    num_ops: int = _field(2, "RandAugment N: operations per image, chosen per image")
+    magnitude: float = _field(9.0, "RandAugment M on the paper's 0-30 scale (0 = off)")
+    on_device: bool = _field(False, "run RandAugment inside the train step (on the accelerator) instead of in tf.data")
+    shuffle_buffer: int = _field(10000, "rows in the student's streaming shuffle buffer")
+
+
+@dataclass
+class LabelConfig:
+    teacher: str = _field("", "teacher run folder or .keras file; empty = this run's teacher")
+    output: str = _field("", "soft-label folder (local path or URI); empty = <run folder>/labels")
+    num_shards: int = _field(8, "Parquet shards to write (students stream whole shards)")
+    batch_size: int = _field(256, "images per inference batch")
+    overwrite: bool = _field(False, "replace soft labels made by another teacher or from other data")
+
+
+@dataclass
+class StudentConfig:
+    model_name: str = _field("", "student architecture, at least as large as the teacher's; empty = the teacher's")
+    labels: str = _field("", "soft-label folder to learn from; empty = <run folder>/labels")
+    alpha: float = _field(0.5, "weight of cross-entropy with the labels; 1 - alpha weighs the KL to the teacher")
+    temperature: float = _field(10.0, "softmax temperature T of the distillation term")
+    kl_times_t2: bool = _field(False, "multiply the KL term by T^2 (Hinton et al.); the reference does not")
+
+
+@dataclass
 class RuntimeConfig:
     address: str = _field("", "Ray cluster address; empty = $RAY_ADDRESS, or a local Ray when that is unset")
     num_workers: int = _field(2, "Ray Train workers, one MultiWorkerMirroredStrategy task each")
@@ -97,6 +124,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     swa: SWAConfig = field(default_factory=SWAConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     verbose: bool = _field(False, "show TensorFlow and Ray logs")
@@ -107,6 +137,18 @@ class Config:
     @property
     def run_name(self) -> str:
         return self.output.run_name or self.preset or "run"
+
+    def stage_location(self, stage: str) -> str:
+        """<output.root>/<run name>/<stage>: where a stage keeps its artifacts (local path or URI)."""
+        return "/".join([self.output.root.rstrip("/"), self.run_name, stage])
+
+    @property
+    def teacher_file(self) -> str:
+        return self.label.teacher or self.stage_location("teacher") + "/teacher.keras"
+
+    @property
+    def labels_location(self) -> str:
+        return self.student.labels or self.label.output or self.stage_location("labels")
 
 
 # ---------------------------------------------------------------- building from dicts
@@ -242,6 +284,20 @@ def validate(c: Config) -> Config:
     _require(t.min_learning_rate >= 0, "train.min_learning_rate", "is negative", "Use 0 or more")
     _require(t.early_stopping_patience >= 0, "train.early_stopping_patience", "is negative", "Use 0 to disable")
     _require(t.steps_per_epoch >= 0, "train.steps_per_epoch", "is negative", "Use 0 for a full pass")
+    a, st = c.augment, c.student
+    _require(a.num_ops >= 1, "augment.num_ops", f"{a.num_ops} < 1", "Use e.g. 2")
+    _require(0 <= a.magnitude <= 30, "augment.magnitude", f"{a.magnitude} is outside the 0-30 scale", "Use e.g. 9")
+    _require(a.shuffle_buffer >= 1, "augment.shuffle_buffer", f"{a.shuffle_buffer} < 1", "Use e.g. 10000")
+    _require(c.label.num_shards >= 1, "label.num_shards", f"{c.label.num_shards} < 1", "Use e.g. 8")
+    _require(c.label.batch_size >= 1, "label.batch_size", f"{c.label.batch_size} < 1", "Use e.g. 256")
+    _require(st.model_name in ("",) + MODEL_NAMES, "student.model_name", f"'{st.model_name}' is not a known model",
+             f"Use one of: {', '.join(MODEL_NAMES)}")
+    if st.model_name in MODEL_NAMES:
+        _require(MODEL_NAMES.index(st.model_name) >= MODEL_NAMES.index(c.model.name), "student.model_name",
+                 f"'{st.model_name}' is smaller than the teacher's '{c.model.name}'",
+                 f"Pick a student at least as large (sizes, small to large: {', '.join(MODEL_NAMES)})")
+    _require(0.0 <= st.alpha <= 1.0, "student.alpha", f"{st.alpha} is outside [0, 1]", "Use e.g. 0.5")
+    _require(st.temperature > 0, "student.temperature", f"{st.temperature} must be positive", "Use e.g. 10")
     _require(r.num_workers >= 1, "runtime.num_workers", f"{r.num_workers} < 1", "Use at least 1 worker")
     _require(r.cpus_per_worker > 0, "runtime.cpus_per_worker", f"{r.cpus_per_worker} must be positive",
              "Use e.g. 1")
@@ -293,7 +349,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.config:
         config = apply_overrides(config, load_yaml(args.config))
     flags = {key: getattr(args, key) for key in LEAF_FIELDS if getattr(args, key, None) is not None}
-    return apply_overrides(config, flags)
+    config = apply_overrides(config, flags)
+    # Ray workers run in other directories: pin local output roots to absolute paths now.
+    if "://" not in config.output.root:
+        config.output.root = str(pathlib.Path(config.output.root).expanduser().resolve())
+    return config
 
 
 def parse_cli(prog: str, description: str, argv: list[str] | None = None,

@@ -52,6 +52,7 @@ class Task:
     eval_transform: Callable[[tf.Tensor], tf.Tensor]
     bn_batches: Callable[[], Iterator[tf.Tensor]]  # training-distribution images for the BN recompute
     extra_metrics: Callable[[tuple, tf.Tensor], dict[str, tf.Tensor]] | None = None  # per-replica sums
+    device_augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None  # (images, seed) inside the step
 
 
 @dataclasses.dataclass
@@ -241,6 +242,10 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
 
     def replica_train_step(batch):
         labels = batch[1]
+        if task.device_augment is not None:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seed = tf.stack([tf.cast(optimizer.iterations, tf.int64), tf.cast(replica, tf.int64) + 1000 * train_cfg.seed])
+            batch = (task.device_augment(batch[0], seed), *batch[1:])
         with tf.GradientTape() as tape:
             logits = model(batch[0], training=True)
             per_example = task.per_example_loss(batch, logits)

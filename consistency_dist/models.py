@@ -2,16 +2,14 @@
 
 `resnet50v2` is the reference head: Rescaling(1/127.5, offset -1) -> ResNet50V2(weights=None,
 include_top=False) -> global average pooling -> Dense(logits). The small ResNets are
-pre-activation ResNets sized for CPU runs; `SIZE_ORDER` lets the student check that its model
-is at least as large as the teacher's.
+pre-activation ResNets sized for CPU runs. `config.MODEL_NAMES` lists them small to large, so
+a student can be checked to be at least as large as its teacher.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import layers
-
-SIZE_ORDER = ("small_resnet", "small_resnet_wide", "resnet50v2", "resnet101v2")
 
 
 def _head(inputs: keras.KerasTensor, features: keras.KerasTensor, num_classes: int, name: str) -> keras.Model:

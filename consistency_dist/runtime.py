@@ -26,10 +26,6 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "ABSL_MIN_L
              "KERAS_BACKEND": "tensorflow"}
 
 
-def stage_dir(config: Config, stage: str) -> str:
-    return storage.join(storage.absolute(config.output.root), config.run_name, stage)
-
-
 def quiet_logs(verbose: bool) -> None:
     """No wall of TensorFlow/Ray start-up logs unless --verbose."""
     if verbose:
@@ -129,6 +125,27 @@ def _write_artifacts(loop_config: dict, config: Config, result, scratch: str) ->
     storage.write_json(storage.join(out, "summary.json"), summary)
 
 
+def map_tasks(fn: Callable, calls: list[tuple], config: Config, desc: str) -> list:
+    """Run `fn(*args)` for each args tuple as Ray tasks (one GPU each with runtime.use_gpu), with a
+    progress bar; results come back in the order of `calls`."""
+    import ray
+    from tqdm import tqdm
+
+    connect(config)
+    remote = ray.remote(num_cpus=config.runtime.cpus_per_worker, num_gpus=1 if config.runtime.use_gpu else 0,
+                        max_retries=max(config.runtime.max_failures, 0))(fn)
+    refs = [remote.remote(*args) for args in calls]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list = [None] * len(refs)
+    pending = list(refs)
+    with tqdm(total=len(refs), desc=desc, unit="shard", file=sys.stdout) as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results[index[done[0]]] = ray.get(done[0])
+            bar.update(1)
+    return results
+
+
 def train(stage: str, config: Config) -> dict:
     """Run `stage` ('teacher', ...) on Ray Train and return its summary (also in <stage dir>/summary.json)."""
     quiet_logs(config.verbose)
@@ -136,8 +153,8 @@ def train(stage: str, config: Config) -> dict:
     from ray.train.tensorflow import TensorflowTrainer
 
     connect(config)
-    root = storage.join(storage.absolute(config.output.root), config.run_name)
-    out = storage.join(root, stage)
+    out = config.stage_location(stage)
+    root = out.rsplit("/", 1)[0]
     runtime = config.runtime
     trainer = TensorflowTrainer(
         _train_worker,

@@ -39,10 +39,37 @@ def exists(location: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def read_text(location: str) -> str:
+def read_bytes(location: str) -> bytes:
     fs, path = _resolve(location)
     with fs.open_input_stream(path) as f:
-        return f.read().decode()
+        return f.read()
+
+
+def read_text(location: str) -> str:
+    return read_bytes(location).decode()
+
+
+def open_input_file(location: str):
+    """A seekable file (what Parquet readers need) on any filesystem."""
+    fs, path = _resolve(location)
+    return fs.open_input_file(path)
+
+
+def list_names(location: str) -> list[str]:
+    """Names of the files directly inside a folder ([] if it does not exist)."""
+    fs, path = _resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return []
+    return sorted(info.base_name for info in fs.get_file_info(pafs.FileSelector(path)))
+
+
+def delete(location: str) -> None:
+    fs, path = _resolve(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif info.type != pafs.FileType.NotFound:
+        fs.delete_file(path)
 
 
 def read_json(location: str) -> dict:

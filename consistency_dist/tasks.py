@@ -4,18 +4,22 @@ The teacher learns CIFAR-10 labels with cross-entropy. Its input pipeline shards
 training split across input pipelines (rows i::P), reshuffles each epoch with a seed derived
 from (seed, epoch, pipeline), and has every pipeline run the same number of steps (MWMS
 collectives hang otherwise).
+
+The student streams its own Parquet shards of teacher soft labels, adds RandAugment noise on
+top of the teacher's crop/flip, and learns with the consistency loss of `distill.py`.
+Validation for both is the clean validation split of the same CIFAR-10 source.
 """
 
 from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from consistency_dist import distill
 from consistency_dist.config import Config
-from consistency_dist.data import augment, cifar10
+from consistency_dist.data import augment, cifar10, randaugment, soft_labels
 from consistency_dist.loop import Task
 
 
@@ -67,7 +71,7 @@ def bn_batches(images: np.ndarray, config: Config):
 
 
 def cross_entropy(batch, logits):
-    return keras.losses.sparse_categorical_crossentropy(batch[1], logits, from_logits=True)
+    return distill.cross_entropy(batch[1], logits)
 
 
 def teacher_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | None = None) -> Task:
@@ -85,4 +89,86 @@ def teacher_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | Non
     )
 
 
-TASKS = {"teacher": teacher_task}
+def _augment_seed(seed: int, pipeline: int, step) -> tf.Tensor:
+    return tf.stack([tf.cast(step, tf.int64), tf.cast(seed * 7919 + pipeline, tf.int64)])
+
+
+def student_transform(config: Config):
+    """Crop/flip, then RandAugment unless it runs on the device inside the train step."""
+    base = augment.train_transform(config.data.image_size, config.data.crop_size, config.data.flip)
+    aug = config.augment
+    in_pipeline = aug.randaugment and not aug.on_device and aug.magnitude > 0
+
+    def transform(images, seed):
+        images = base(images, seed)
+        if in_pipeline:
+            images = randaugment.rand_augment(images, tf.random.experimental.stateless_fold_in(seed, 1),
+                                              aug.num_ops, aug.magnitude)
+        return images
+
+    return transform
+
+
+def device_augment(config: Config):
+    """RandAugment inside the train step (augment.on_device), or None."""
+    aug = config.augment
+    if not (aug.randaugment and aug.on_device and aug.magnitude > 0):
+        return None
+    return lambda images, seed: randaugment.rand_augment(images, seed, aug.num_ops, aug.magnitude)
+
+
+def streamed_train_dataset(manifest: soft_labels.Manifest, config: Config, steps: int):
+    """`Task.make_train_dataset` over this worker's own Parquet shards."""
+    transform = student_transform(config)
+    batch, seed = config.train.batch_size_per_replica, config.train.seed
+    shape, classes = manifest.image_shape, manifest.num_classes
+    signature = (tf.TensorSpec((batch, *shape), tf.uint8), tf.TensorSpec((batch,), tf.int64),
+                 tf.TensorSpec((batch, classes), tf.float32))
+
+    def make(ctx: tf.distribute.InputContext, first_epoch: int) -> tf.data.Dataset:
+        pipeline, pipelines = ctx.input_pipeline_id, ctx.num_input_pipelines
+
+        def batches():
+            return soft_labels.stream_batches(manifest, pipeline, pipelines, batch, steps, seed,
+                                              config.augment.shuffle_buffer, first_epoch)
+
+        ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+        ds = ds.enumerate(start=first_epoch * steps).map(
+            lambda i, b: (transform(b[0], _augment_seed(seed, pipeline, i)), b[1], b[2]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return make
+
+
+def student_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | None = None) -> Task:
+    """`config.model` is the student's architecture here (see `student.student_config`)."""
+    manifest = soft_labels.verify(config.labels_location, config.model.num_classes, cifar10.IMAGE_SHAPE, deep=False)
+    steps = soft_labels.steps_per_epoch(manifest, num_pipelines, config.train.batch_size_per_replica,
+                                        config.train.steps_per_epoch)
+    data = data or cifar10.load_from_config(config.data)
+    per_example_loss, metric_sums = distill.consistency_loss(
+        config.student.alpha, config.student.temperature, config.student.kl_times_t2)
+    transform = student_transform(config)
+    bn_limit = config.swa.bn_recompute_batches or steps * num_pipelines
+
+    def bn_batches():
+        stream = soft_labels.stream_batches(manifest, 0, 1, config.train.batch_size_per_replica, bn_limit,
+                                            config.train.seed + 1, config.augment.shuffle_buffer)
+        for i, (images, _, _) in zip(range(bn_limit), stream):
+            yield transform(tf.constant(images), _augment_seed(config.train.seed + 1, 0, i))
+
+    return Task(
+        make_train_dataset=streamed_train_dataset(manifest, config, steps),
+        per_example_loss=per_example_loss,
+        steps_per_epoch=steps,
+        val_images=data.x_val,
+        val_labels=data.y_val,
+        eval_transform=augment.eval_transform(config.data.image_size, config.data.crop_size),
+        bn_batches=bn_batches,
+        extra_metrics=metric_sums,
+        device_augment=device_augment(config),
+    )
+
+
+TASKS = {"teacher": teacher_task, "student": student_task}

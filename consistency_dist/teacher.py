@@ -17,7 +17,7 @@ STAGE = "teacher"
 
 def is_complete(config: Config, stage: str = STAGE) -> dict | None:
     """The stored summary if this stage already finished with the same training config."""
-    summary_file = storage.join(runtime.stage_dir(config, stage), "summary.json")
+    summary_file = storage.join(config.stage_location(stage), "summary.json")
     if not storage.exists(summary_file):
         return None
     summary = storage.read_json(summary_file)
@@ -27,7 +27,7 @@ def is_complete(config: Config, stage: str = STAGE) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_cli("python -m consistency_dist.teacher", __doc__.splitlines()[0], argv)
-    out = runtime.stage_dir(config, STAGE)
+    out = config.stage_location(STAGE)
     done = is_complete(config)
     if done:
         print(f"teacher: {out} is already complete (same config); nothing to train.")

@@ -1,0 +1,178 @@
+"""python -m consistency_dist.label: the teacher's logits on the clean training images, as sharded Parquet.
+
+Runs the teacher once (evaluation-time preprocessing: resize + centre crop) over the training
+split and writes `label.num_shards` equal-size shards plus manifest.json to `label.output`
+(default <run folder>/labels). Shards are Ray tasks, so a cluster's GPU workers share the
+inference. Re-running with the same teacher and data skips finished shards; a different
+teacher or data set refuses to mix with existing output unless --label.overwrite true.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from consistency_dist import runtime, storage
+from consistency_dist.config import Config, parse_cli
+from consistency_dist.data import cifar10, soft_labels
+
+MARKER = "_labeling.json"  # identity of an unfinished labelling, so a resume never mixes teachers
+
+
+class LabelError(RuntimeError):
+    pass
+
+
+def resolve_teacher(location: str) -> str:
+    """A .keras file, or a run folder holding teacher/teacher.keras (or teacher.keras)."""
+    if location.endswith(".keras"):
+        candidates = [location]
+    else:
+        candidates = [storage.join(location, "teacher", "teacher.keras"), storage.join(location, "teacher.keras")]
+    for candidate in candidates:
+        if storage.exists(candidate):
+            return candidate
+    raise LabelError(f"no teacher model at {location} (looked for {', '.join(candidates)}). Train one with "
+                     "`python -m consistency_dist.teacher`, or pass --label.teacher <run folder or .keras file>.")
+
+
+def load_teacher(location: str):
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "teacher.keras")
+        storage.download_file(location, local)
+        return keras.models.load_model(local, compile=False)
+
+
+def weights_fingerprint(model) -> str:
+    digest = hashlib.sha256()
+    for value in model.get_weights():
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def shard_rows(total: int, num_shards: int, shard: int) -> np.ndarray:
+    """Equal-size shards (sizes differ by at most one row)."""
+    return np.array_split(np.arange(total), num_shards)[shard]
+
+
+def label_shard(config_dict: dict, teacher_location: str, shard: int, out: str, expected: dict) -> dict:
+    """One Ray task: teacher logits for one shard of the training split, written atomically."""
+    runtime.quiet_logs(config_dict.get("verbose", False))
+    from consistency_dist.config import from_dict
+    from consistency_dist.data import augment
+
+    config = from_dict(config_dict)
+    data = cifar10.load_from_config(config.data)
+    if data.fingerprint != expected["data_fingerprint"]:
+        raise LabelError(f"this node's CIFAR-10 ({config.data.source}) differs from the driver's: give every "
+                         "node the same data (or use data.source=keras / a shared folder).")
+    model = load_teacher(teacher_location)
+    rows = shard_rows(len(data.x_train), config.label.num_shards, shard)
+    transform = augment.eval_transform(config.data.image_size, config.data.crop_size)
+    logits = np.concatenate([
+        np.asarray(model(transform(data.x_train[rows[i:i + config.label.batch_size]]), training=False))
+        for i in range(0, len(rows), config.label.batch_size)]) if len(rows) else np.zeros((0, config.model.num_classes))
+    table = soft_labels.to_table(rows, data.x_train[rows], data.y_train[rows], logits)
+    return soft_labels.write_shard(storage.join(out, soft_labels.shard_name(shard, config.label.num_shards)), table)
+
+
+def _identity(config: Config, teacher_fp: str, data: cifar10.Cifar10) -> dict:
+    d = config.data
+    return {"teacher_fingerprint": teacher_fp, "data_fingerprint": data.fingerprint, "data_source": d.source,
+            "validation_fraction": d.validation_fraction, "split_seed": d.split_seed, "image_size": d.image_size,
+            "crop_size": d.crop_size, "num_shards": config.label.num_shards}
+
+
+def _existing_identity(out: str) -> dict | None:
+    manifest = storage.join(out, soft_labels.MANIFEST)
+    if storage.exists(manifest):
+        return storage.read_json(manifest)["identity"]
+    marker = storage.join(out, MARKER)
+    return storage.read_json(marker) if storage.exists(marker) else None
+
+
+def _entry_from_file(out: str, name: str) -> dict:
+    import io
+
+    import pyarrow.parquet as pq
+
+    data = storage.read_bytes(storage.join(out, name))
+    return {"file": name, "rows": pq.ParquetFile(io.BytesIO(data)).metadata.num_rows,
+            "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def run(config: Config) -> dict:
+    """Label (or resume labelling) and return the manifest."""
+    out = config.label.output or config.stage_location("labels")
+    teacher_location = resolve_teacher(config.teacher_file)
+    teacher = load_teacher(teacher_location)
+    if teacher.output_shape[-1] != config.model.num_classes or teacher.input_shape[1] != config.data.crop_size:
+        raise LabelError(f"the teacher maps {teacher.input_shape[1:]} images to {teacher.output_shape[-1]} classes, "
+                         f"but the config says {config.data.crop_size}px crops and {config.model.num_classes} classes. "
+                         "Use the same --data.* and --model.num_classes as for the teacher.")
+    data = cifar10.load_from_config(config.data)
+    identity = _identity(config, weights_fingerprint(teacher), data)
+
+    existing = _existing_identity(out)
+    if existing is not None and existing != identity:
+        if not config.label.overwrite:
+            changed = sorted(k for k in identity if existing.get(k) != identity[k])
+            raise LabelError(f"{out} already holds labels from another teacher or data set (differs in: "
+                             f"{', '.join(changed)}). Pass --label.overwrite true to replace them, or choose "
+                             "another --label.output.")
+        storage.delete(out)
+    manifest_file = storage.join(out, soft_labels.MANIFEST)
+    if existing == identity and storage.exists(manifest_file):
+        print(f"label: {out} is already complete for this teacher and data; nothing to do.")
+        return storage.read_json(manifest_file)
+
+    storage.write_json(storage.join(out, MARKER), identity)
+    n = config.label.num_shards
+    present = set(storage.list_names(out))
+    todo = [i for i in range(n) if soft_labels.shard_name(i, n) not in present]
+    print(f"label: {len(data.x_train)} training images -> {n} shards in {out} "
+          f"({n - len(todo)} already done, {len(todo)} to write)")
+    written = runtime.map_tasks(label_shard, [(config.to_dict(), teacher_location, i, out, identity) for i in todo],
+                                config, desc="labelling")
+    entries = dict(zip(todo, written))
+    shards = [entries.get(i) or _entry_from_file(out, soft_labels.shard_name(i, n)) for i in range(n)]
+    manifest = {
+        "schema_version": soft_labels.SCHEMA_VERSION,
+        "shards": shards,
+        "total_rows": sum(s["rows"] for s in shards),
+        "image_shape": list(cifar10.IMAGE_SHAPE),
+        "class_names": list(data.class_names),
+        "teacher": {"location": teacher_location, "model": teacher.name, "fingerprint": identity["teacher_fingerprint"]},
+        "data": {"source": config.data.source, "fingerprint": data.fingerprint},
+        "identity": identity,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+    }
+    storage.write_json(manifest_file, manifest)
+    storage.delete(storage.join(out, MARKER))
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_cli("python -m consistency_dist.label", __doc__.splitlines()[0], argv)
+    runtime.quiet_logs(config.verbose)
+    try:
+        manifest = run(config)
+    except (LabelError, cifar10.DataError, soft_labels.SoftLabelError) as err:
+        print(f"label: {err}", file=sys.stderr)
+        return 2
+    out = config.label.output or config.stage_location("labels")
+    print(f"label: {manifest['total_rows']} rows in {len(manifest['shards'])} shards, teacher "
+          f"{manifest['teacher']['model']} ({manifest['teacher']['fingerprint'][:12]}) -> {out}/manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
