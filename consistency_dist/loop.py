@@ -209,6 +209,38 @@ def _gather_digests(strategy: tf.distribute.Strategy, digest: str) -> list[str]:
     return ["".join(f"{int(c):04x}" for c in row) for row in gathered]
 
 
+def make_train_step(strategy, model, optimizer, swa, task: Task, global_batch: int, seed: int = 0):
+    """`train_step(iterator) -> summed metrics`: one optimizer step on every replica, then the SWA update."""
+
+    def replica_train_step(batch):
+        labels = batch[1]
+        if task.device_augment is not None:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            step_seed = tf.stack([tf.cast(optimizer.iterations, tf.int64), tf.cast(replica, tf.int64) + 1000 * seed])
+            batch = (task.device_augment(batch[0], step_seed), *batch[1:])
+        with tf.GradientTape() as tape:
+            logits = model(batch[0], training=True)
+            per_example = task.per_example_loss(batch, logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=labels.dtype), labels), tf.float32))
+        sums = {"loss": tf.reduce_sum(per_example), "correct": correct,
+                "count": tf.cast(tf.shape(labels)[0], tf.float32)}
+        if task.extra_metrics:
+            sums.update(task.extra_metrics(batch, logits))
+        return sums
+
+    @tf.function
+    def train_step(iterator):
+        sums = strategy.run(replica_train_step, args=(next(iterator),))
+        if swa is not None:
+            swa.update(optimizer.iterations - 1)
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+    return train_step
+
+
 def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chief: bool = True,
         checkpoint_dir: str | None = None, report: Callable[[dict, str | None], None] | None = None,
         scratch_dir: str | pathlib.Path = "/tmp") -> FitResult:
@@ -240,31 +272,7 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
                                                train_cfg.batch_size_per_replica)
     val_data = strategy.distribute_datasets_from_function(make_val)
 
-    def replica_train_step(batch):
-        labels = batch[1]
-        if task.device_augment is not None:
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            seed = tf.stack([tf.cast(optimizer.iterations, tf.int64), tf.cast(replica, tf.int64) + 1000 * train_cfg.seed])
-            batch = (task.device_augment(batch[0], seed), *batch[1:])
-        with tf.GradientTape() as tape:
-            logits = model(batch[0], training=True)
-            per_example = task.per_example_loss(batch, logits)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=labels.dtype), labels), tf.float32))
-        sums = {"loss": tf.reduce_sum(per_example), "correct": correct,
-                "count": tf.cast(tf.shape(labels)[0], tf.float32)}
-        if task.extra_metrics:
-            sums.update(task.extra_metrics(batch, logits))
-        return sums
-
-    @tf.function
-    def train_step(it):
-        sums = strategy.run(replica_train_step, args=(next(it),))
-        if swa is not None:
-            swa.update(optimizer.iterations - 1)
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+    train_step = make_train_step(strategy, model, optimizer, swa, task, global_batch, train_cfg.seed)
 
     def replica_eval_step(batch):
         images, labels, weights = batch

@@ -4,10 +4,9 @@ Paper semantics: N operations per image, each drawn uniformly and independently 
 from the 14 operations below, all at one global magnitude M on the 0-30 scale.
 `keras.layers.RandAugment` draws one set of operations for the whole batch; this one does not.
 
-Speed: one slot (one of the N) is applied to a whole batch at once. All geometric operations of
-the slot (rotate, shear, translate; identity for the other images) become one per-image affine
-matrix and one `ImageProjectiveTransformV3` call; each colour operation runs only on the images
-that drew it (gather, apply, scatter back). Everything is TensorFlow ops, so the same function
+Speed: one slot (one of the N) is applied to a whole batch at once: the batch is partitioned by
+drawn operation, each operation runs once on just its images (geometric ones as per-image
+affine matrices in one `ImageProjectiveTransformV3` call), and the parts are stitched back. Everything is TensorFlow ops, so the same function
 runs in tf.data on the CPU or inside the train step on an accelerator.
 
 Strengths scale linearly with M/30 and geometric ones are relative to the image size, so the
@@ -151,15 +150,22 @@ def _geometric(images, ops, level, signs):
 # ---------------------------------------------------------------- RandAugment
 
 
+def _geometric_op(name: str):
+    index = OPS.index(name)
+    return lambda images, level, signs: _geometric(images, tf.fill(tf.shape(signs), index), level, signs)
+
+
+OP_FNS = {"identity": lambda images, level, signs: images, **COLOUR_FNS,
+          **{name: _geometric_op(name) for name in GEOMETRIC}}
+
+
 def _apply_slot(images, ops, level, signs):
-    is_geometric = tf.reduce_any(tf.equal(ops[:, None], [OPS.index(g) for g in GEOMETRIC]), axis=1)
-    images = tf.cond(tf.reduce_any(is_geometric), lambda: _geometric(images, ops, level, signs), lambda: images)
-    for name, fn in COLOUR_FNS.items():
-        where = tf.where(tf.equal(ops, OPS.index(name)))
-        chosen = tf.gather_nd(images, where)
-        changed = fn(chosen, level, tf.gather_nd(signs, where))
-        images = tf.tensor_scatter_nd_update(images, where, changed)
-    return tf.clip_by_value(images, 0.0, 255.0)
+    """Split the batch by drawn operation, apply each to its images, stitch back in order."""
+    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), ops, len(OPS))
+    parts = tf.dynamic_partition(images, ops, len(OPS))
+    part_signs = tf.dynamic_partition(signs, ops, len(OPS))
+    outs = [OP_FNS[name](part, level, sign) for name, part, sign in zip(OPS, parts, part_signs)]
+    return tf.clip_by_value(tf.dynamic_stitch(positions, outs), 0.0, 255.0)
 
 
 def draw_ops(batch_size, seed, num_ops: int) -> tf.Tensor:

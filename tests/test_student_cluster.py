@@ -1,0 +1,142 @@
+"""Label -> student on real Ray: the label CLI's Ray tasks, a 2-worker student, and
+`ray job submit` against a 2-node cluster started with `ray start` on loopback (token auth on)."""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from consistency_dist import models
+
+pytestmark = pytest.mark.cluster
+
+COMMON = ["--preset", "quickstart", "--label.num_shards", "4", "--train.epochs", "1", "--train.steps_per_epoch", "4",
+          "--swa.bn_recompute_batches", "2"]
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(extra)
+    return env
+
+
+def _cli(stage, root, *flags, env=None, expect=0, timeout=600):
+    cmd = [sys.executable, "-m", f"consistency_dist.{stage}", *COMMON, "--output.root", str(root),
+           "--output.run_name", "run", *flags]
+    proc = subprocess.run(cmd, env=env or _clean_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def _save_teacher(path, seed):
+    keras.utils.set_random_seed(seed)
+    models.build("small_resnet", 32).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A run folder whose labels/ were written by the label CLI (Ray tasks) from a saved teacher."""
+    root = tmp_path_factory.mktemp("runs")
+    teacher = _save_teacher(root / "teacher_a.keras", seed=1)
+    out = _cli("label", root, "--label.teacher", teacher)
+    assert "4 to write" in out
+    return root, teacher
+
+
+def test_label_writes_a_verified_manifest_and_refuses_to_mix(labelled, tmp_path):
+    root, teacher = labelled
+    labels = root / "run" / "labels"
+    manifest = json.loads((labels / "manifest.json").read_text())
+    assert manifest["total_rows"] == 1800 and [s["rows"] for s in manifest["shards"]] == [450] * 4
+    assert manifest["teacher"]["model"] == "small_resnet" and len(manifest["teacher"]["fingerprint"]) == 64
+    assert manifest["data"]["fingerprint"] and manifest["created"] and manifest["config"]["label"]["num_shards"] == 4
+    assert not list(labels.glob("*.tmp-*")) and not (labels / "_labeling.json").exists()
+
+    assert "already complete" in _cli("label", root, "--label.teacher", teacher)
+    other = _save_teacher(tmp_path / "teacher_b.keras", seed=2)
+    err = _cli("label", root, "--label.teacher", other, expect=2)
+    assert "already holds labels from another teacher" in err and "--label.overwrite true" in err
+    assert json.loads((labels / "manifest.json").read_text()) == manifest  # untouched
+
+
+def test_student_rejects_bad_labels_before_training(labelled, tmp_path):
+    root, _ = labelled
+    err = _cli("student", root, "--student.labels", str(tmp_path / "nowhere"), expect=2)
+    assert "does not exist. Run `python -m consistency_dist.label` first" in err
+    bad = tmp_path / "labels"
+    shutil.copytree(root / "run" / "labels", bad)
+    shard = bad / "shard-00002-of-00004.parquet"
+    data = bytearray(shard.read_bytes())
+    data[1000] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    err = _cli("student", root, "--student.labels", str(bad), expect=2)
+    assert "checksum mismatch for shard-00002-of-00004.parquet" in err and "TrainController" not in err
+
+
+def test_two_worker_student_on_local_ray(labelled):
+    root, _ = labelled
+    out = _cli("student", root, "--runtime.num_workers", "2", "--student.model_name", "small_resnet_wide")
+    assert "[student] epoch   1/1" in out
+    summary = json.loads((root / "run" / "student" / "summary.json").read_text())
+    assert summary["config"]["model"]["name"] == "small_resnet_wide"
+    digests = summary["replica_weight_digests"]
+    assert len(digests) == 2 and len(set(digests)) == 1
+    epoch = summary["history"][0]
+    assert epoch["kl_loss"] > 0 and epoch["ce_loss"] > 0
+    assert epoch["loss"] == pytest.approx(0.5 * epoch["ce_loss"] + 0.5 * epoch["kl_loss"], rel=1e-5)
+    assert (root / "run" / "student" / "student.keras").is_file()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """`ray start` head + one worker node on 127.0.0.1, token authentication on."""
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    env = _clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), TF_CPP_MIN_LOG_LEVEL="3")
+    port, dashboard = _free_port(), _free_port()
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    subprocess.run([ray_bin, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
+                    "--dashboard-port", str(dashboard), *common], env=env, check=True, capture_output=True, timeout=180)
+    try:
+        subprocess.run([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
+                       capture_output=True, timeout=180)
+        yield ray_bin, env, f"http://127.0.0.1:{dashboard}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_ray_job_submit_student_on_two_node_cluster(labelled, two_node_cluster):
+    root, _ = labelled
+    ray_bin, env, dashboard = two_node_cluster
+    entry = [sys.executable, "-m", "consistency_dist.student", *COMMON, "--output.root", str(root),
+             "--output.run_name", "job", "--student.labels", str(root / "run" / "labels"),
+             "--runtime.num_workers", "2"]
+    started = time.time()
+    proc = subprocess.run([ray_bin, "job", "submit", "--address", dashboard, "--", *entry], env=env,
+                          capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "succeeded" in log.lower(), log[-4000:]
+    summary = json.loads((root / "job" / "student" / "summary.json").read_text())
+    assert len(summary["replica_weight_digests"]) == 2 and len(set(summary["replica_weight_digests"])) == 1
+    assert time.time() - started < 900
+
+    # without the token the cluster refuses the client
+    no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+    no_token["HOME"] = str(root)  # no ~/.ray/auth_token to fall back on
+    denied = subprocess.run([ray_bin, "job", "list", "--address", dashboard], env=no_token,
+                            capture_output=True, text=True, timeout=120)
+    assert denied.returncode != 0
