@@ -21,6 +21,7 @@ import yaml
 PRESET_DIR = pathlib.Path(__file__).parent / "presets"
 MODEL_NAMES = ("small_resnet", "small_resnet_wide", "resnet50v2", "resnet101v2")  # small to large
 DATA_SOURCES = ("sample", "folder", "keras")
+CORRUPTION_SOURCES = ("generate", "folder", "tfds")
 FLAG_ALIASES = {"runtime.address": ["--address"]}
 
 
@@ -103,6 +104,21 @@ class StudentConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    models: str = _field("teacher,student", "comma-separated models: stage names of this run (teacher, student, "
+                                            "control) or .keras paths/URIs")
+    baseline: str = _field("teacher", "the model corruption errors are relative to (mCE-style)")
+    corruption_source: str = _field("generate", "CIFAR-10-C source: generate (built-in, CIFAR-10-C constants), "
+                                                "folder (official release .npy files), tfds (cifar10_corrupted)")
+    corruption_folder: str = _field("", "the extracted CIFAR-10-C folder, for corruption_source=folder")
+    corruptions: str = _field("all", "all, benchmark (the 15), or a comma-separated list")
+    severities: str = _field("1,2,3,4,5", "comma-separated severities")
+    max_images: int = _field(0, "evaluate on the first N test images only; 0 = all")
+    batch_size: int = _field(256, "images per inference batch")
+    seed: int = _field(0, "seed of the corruption generator")
+
+
+@dataclass
 class RuntimeConfig:
     address: str = _field("", "Ray cluster address; empty = $RAY_ADDRESS, or a local Ray when that is unset")
     num_workers: int = _field(2, "Ray Train workers, one MultiWorkerMirroredStrategy task each")
@@ -127,6 +143,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     verbose: bool = _field(False, "show TensorFlow and Ray logs")
@@ -298,6 +315,16 @@ def validate(c: Config) -> Config:
                  f"Pick a student at least as large (sizes, small to large: {', '.join(MODEL_NAMES)})")
     _require(0.0 <= st.alpha <= 1.0, "student.alpha", f"{st.alpha} is outside [0, 1]", "Use e.g. 0.5")
     _require(st.temperature > 0, "student.temperature", f"{st.temperature} must be positive", "Use e.g. 10")
+    e = c.evaluate
+    _require(bool(e.models.strip(",").strip()), "evaluate.models", "is empty", "Name at least one model, e.g. teacher")
+    _require(e.corruption_source in CORRUPTION_SOURCES, "evaluate.corruption_source",
+             f"'{e.corruption_source}' is not a source", f"Use one of: {', '.join(CORRUPTION_SOURCES)}")
+    _require(e.corruption_source != "folder" or bool(e.corruption_folder), "evaluate.corruption_folder",
+             "is empty but evaluate.corruption_source is 'folder'", "Set it to the extracted CIFAR-10-C folder")
+    _require(all(p.strip() in "12345" and p.strip() for p in e.severities.split(",")), "evaluate.severities",
+             f"'{e.severities}' is not a comma-separated list of 1..5", "Use e.g. 1,2,3,4,5")
+    _require(e.max_images >= 0, "evaluate.max_images", "is negative", "Use 0 for all test images")
+    _require(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1", "Use e.g. 256")
     _require(r.num_workers >= 1, "runtime.num_workers", f"{r.num_workers} < 1", "Use at least 1 worker")
     _require(r.cpus_per_worker > 0, "runtime.cpus_per_worker", f"{r.cpus_per_worker} must be positive",
              "Use e.g. 1")

@@ -101,7 +101,7 @@ def _train_worker(loop_config: dict) -> None:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    task = tasks.TASKS[loop_config["stage"]](config, world)
+    task = tasks.TASKS[loop_config["task"]](config, world)
 
     checkpoint = ray.train.get_checkpoint()
     with tempfile.TemporaryDirectory() as scratch, \
@@ -146,8 +146,9 @@ def map_tasks(fn: Callable, calls: list[tuple], config: Config, desc: str) -> li
     return results
 
 
-def train(stage: str, config: Config) -> dict:
-    """Run `stage` ('teacher', ...) on Ray Train and return its summary (also in <stage dir>/summary.json)."""
+def train(stage: str, config: Config, task: str | None = None) -> dict:
+    """Run `stage` on Ray Train with task `task` (default: the stage's name, 'teacher' or 'student')
+    and return its summary (also in <stage dir>/summary.json)."""
     quiet_logs(config.verbose)
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
@@ -158,7 +159,8 @@ def train(stage: str, config: Config) -> dict:
     runtime = config.runtime
     trainer = TensorflowTrainer(
         _train_worker,
-        train_loop_config={"config": config.to_dict(), "stage": stage, "stage_dir": out, "verbose": config.verbose},
+        train_loop_config={"config": config.to_dict(), "stage": stage, "task": task or stage, "stage_dir": out,
+                           "verbose": config.verbose},
         scaling_config=ScalingConfig(num_workers=runtime.num_workers, use_gpu=runtime.use_gpu,
                                      resources_per_worker={"CPU": runtime.cpus_per_worker}),
         run_config=RunConfig(name=stage, storage_path=root,

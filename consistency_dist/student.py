@@ -43,23 +43,31 @@ def check_inputs(config: Config) -> soft_labels.Manifest:
     return manifest
 
 
+def run(config: Config, stage: str = STAGE) -> dict:
+    """Train (or resume, or find complete) a student into <run>/<stage>; returns its summary.
+    Raises SoftLabelError / DataError on bad input, before any worker starts."""
+    config = student_config(config)
+    out = config.stage_location(stage)
+    manifest = check_inputs(config)
+    done = is_complete(config, stage)
+    if done:
+        print(f"{stage}: {out} is already complete (same config); nothing to train.")
+    else:
+        print(f"{stage}: training {config.model.name} (alpha {config.student.alpha}) on {manifest.raw['total_rows']} "
+              f"soft-labelled images ({len(manifest.shards)} shards), {config.runtime.num_workers} worker(s) -> {out}")
+        done = runtime.train(stage, config, task="student")
+    print(report.training_summary(done, out))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = student_config(parse_cli("python -m consistency_dist.student", __doc__.splitlines()[0], argv))
+    config = parse_cli("python -m consistency_dist.student", __doc__.splitlines()[0], argv)
     runtime.quiet_logs(config.verbose)
-    out = config.stage_location(STAGE)
     try:
-        manifest = check_inputs(config)
+        run(config)
     except (soft_labels.SoftLabelError, cifar10.DataError) as err:
         print(f"student: {err}", file=sys.stderr)
         return 2
-    done = is_complete(config, STAGE)
-    if done:
-        print(f"student: {out} is already complete (same config); nothing to train.")
-    else:
-        print(f"student: training {config.model.name} on {manifest.raw['total_rows']} soft-labelled images "
-              f"({len(manifest.shards)} shards) with {config.runtime.num_workers} worker(s) -> {out}")
-        done = runtime.train(STAGE, config)
-    print(report.training_summary(done, out))
     return 0
 
 

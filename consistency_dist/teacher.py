@@ -25,8 +25,8 @@ def is_complete(config: Config, stage: str = STAGE) -> dict | None:
     return summary if same else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.teacher", __doc__.splitlines()[0], argv)
+def run(config: Config) -> dict:
+    """Train (or resume, or find complete) the teacher; returns its summary."""
     out = config.stage_location(STAGE)
     done = is_complete(config)
     if done:
@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"teacher: training {config.model.name} on {config.runtime.num_workers} worker(s) -> {out}")
         done = runtime.train(STAGE, config)
     print(report.training_summary(done, out))
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_cli("python -m consistency_dist.teacher", __doc__.splitlines()[0], argv)
+    runtime.quiet_logs(config.verbose)
+    run(config)
     return 0
 
 

@@ -1,0 +1,166 @@
+"""python -m consistency_dist.evaluate: clean and CIFAR-10-C accuracy of teacher, student (and more), side by side.
+
+Corrupted images come from the built-in generator (default), the official release folder, or
+TFDS; test-time preprocessing is the validation preprocessing of training (resize + centre
+crop). Writes <run folder>/evaluate/{report.json, report.md, per_corruption.png,
+accuracy_vs_severity.png}; a report whose models and settings are unchanged is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from consistency_dist import report, runtime, storage
+from consistency_dist.config import Config, parse_cli
+from consistency_dist.data import augment, cifar10, corruptions
+
+STAGE = "evaluate"
+
+
+class EvaluateError(RuntimeError):
+    pass
+
+
+def model_locations(config: Config) -> dict[str, str]:
+    """Name -> .keras location for each entry of evaluate.models."""
+    found = {}
+    for entry in (e.strip() for e in config.evaluate.models.split(",") if e.strip()):
+        if entry.endswith(".keras"):
+            found[entry.rsplit("/", 1)[-1].removesuffix(".keras")] = entry
+        else:
+            found[entry] = storage.join(config.stage_location(entry), f"{entry}.keras")
+    for name, location in found.items():
+        if not storage.exists(location):
+            raise EvaluateError(f"model '{name}' not found at {location}. Train that stage first, or list .keras "
+                                "files in --evaluate.models.")
+    if config.evaluate.baseline not in found:
+        raise EvaluateError(f"evaluate.baseline '{config.evaluate.baseline}' is not among evaluate.models "
+                            f"({', '.join(found)}). Pick one of them.")
+    return found
+
+
+def corruption_names(config: Config) -> list[str]:
+    text = config.evaluate.corruptions.strip()
+    if text == "all":
+        return list(corruptions.ALL)
+    if text == "benchmark":
+        return list(corruptions.BENCHMARK)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in corruptions.ALL]
+    if unknown:
+        raise EvaluateError(f"unknown corruption(s) {', '.join(unknown)} in evaluate.corruptions. "
+                            f"Choose from: {', '.join(corruptions.ALL)} (or all / benchmark).")
+    return names
+
+
+def severities(config: Config) -> list[int]:
+    return sorted({int(s) for s in config.evaluate.severities.split(",")})
+
+
+def _load_model(location: str):
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "model.keras")
+        storage.download_file(location, local)
+        return keras.models.load_model(local, compile=False)
+
+
+def accuracy(model, images: np.ndarray, labels: np.ndarray, transform, batch_size: int) -> float:
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        logits = model(transform(images[start:start + batch_size]), training=False)
+        correct += int(np.sum(np.argmax(np.asarray(logits), axis=1) == labels[start:start + batch_size]))
+    return correct / len(images)
+
+
+def corrupted_set(config: Config, clean: np.ndarray, labels: np.ndarray, name: str, severity: int):
+    e = config.evaluate
+    if e.corruption_source == "generate":
+        return corruptions.generate(clean, name, severity, seed=e.seed), labels
+    if e.corruption_source == "folder":
+        images, folder_labels = corruptions.load_official(e.corruption_folder, name, severity)
+    else:
+        images, folder_labels = corruptions.load_tfds(name, severity)
+    return (images[: e.max_images], folder_labels[: e.max_images]) if e.max_images else (images, folder_labels)
+
+
+def _fingerprint(model) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for value in model.get_weights():
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def run(config: Config) -> dict:
+    """Evaluate (or reuse an up-to-date report) and return the report dict."""
+    from tqdm import tqdm
+
+    out = config.stage_location(STAGE)
+    locations = model_locations(config)
+    names, sevs = corruption_names(config), severities(config)
+    models = {name: _load_model(loc) for name, loc in locations.items()}
+    identity = {"evaluate": config.to_dict()["evaluate"], "data": config.to_dict()["data"],
+                "models": {name: _fingerprint(m) for name, m in models.items()}}
+    report_file = storage.join(out, "report.json")
+    if storage.exists(report_file):
+        previous = storage.read_json(report_file)
+        if previous.get("identity") == identity:
+            print(f"evaluate: {out} is up to date for these models and settings; reusing it.")
+            return previous
+
+    data = cifar10.load_from_config(config.data)
+    limit = config.evaluate.max_images or len(data.x_test)
+    clean, labels = data.x_test[:limit], data.y_test[:limit]
+    transform = augment.eval_transform(config.data.image_size, config.data.crop_size)
+    batch = config.evaluate.batch_size
+    results = {name: {"clean": accuracy(m, clean, labels, transform, batch), "corrupted": {}} for name, m in models.items()}
+    with tqdm(total=len(names) * len(sevs), desc="corruptions", unit="set", file=sys.stdout) as bar:
+        for corruption in names:
+            for severity in sevs:
+                images, set_labels = corrupted_set(config, clean, labels, corruption, severity)
+                for name, model in models.items():
+                    per = results[name]["corrupted"].setdefault(corruption, {})
+                    per[severity] = accuracy(model, images, set_labels, transform, batch)
+                bar.update(1)
+    summary = report.summarize(results, config.evaluate.baseline, corruptions.BENCHMARK)
+    full = {"identity": identity, "models": locations, "test_images": int(limit),
+            "corruption_source": config.evaluate.corruption_source, "baseline": config.evaluate.baseline,
+            "accuracy": results, "summary": summary}
+    _write_report(out, full)
+    return full
+
+
+def _write_report(out: str, full: dict) -> None:
+    """Markdown and plots first, report.json last: its presence means the report is complete."""
+    table = report.markdown_table(full["summary"], full["baseline"])
+    header = (f"# Robustness report\n\n{full['test_images']} test images; corruptions: {full['corruption_source']}; "
+              f"models: {', '.join(f'{k} ({v})' for k, v in full['models'].items())}\n\n")
+    storage.write_bytes(storage.join(out, "report.md"), (header + table).encode())
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in report.plot(full["summary"], tmp):
+            storage.upload_file(path, storage.join(out, os.path.basename(path)))
+    storage.write_json(storage.join(out, "report.json"), full)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_cli("python -m consistency_dist.evaluate", __doc__.splitlines()[0], argv)
+    runtime.quiet_logs(config.verbose)
+    try:
+        full = run(config)
+    except (EvaluateError, corruptions.CorruptionError, cifar10.DataError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    print(report.markdown_table(full["summary"], full["baseline"]).split("\n\n")[0])
+    print(f"\nreport: {config.stage_location(STAGE)}/report.md (plots beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
