@@ -73,6 +73,10 @@ class TrainConfig:
     restore_best: bool = _field(True, "on early stop, go back to the raw weights of the best epoch "
                                       "(only used when SWA is off: with SWA the average is saved)")
     steps_per_epoch: int = _field(0, "optimizer steps per epoch; 0 = one pass over each worker's shard")
+    validation_corruptions: str = _field("", "also score the validation images under these corruptions every epoch "
+                                             "(comma-separated, e.g. the held-out gaussian_blur,saturate,spatter,"
+                                             "speckle_noise): reported as val_corrupted_accuracy")
+    validation_severities: str = _field("1,2,3,4,5", "severities for validation_corruptions")
     seed: int = _field(0, "seed for shuffling, augmentation and initialisation")
 
 
@@ -119,6 +123,15 @@ class EvaluateConfig:
 
 
 @dataclass
+class TrackingConfig:
+    wandb_mode: str = _field("disabled", "Weights & Biases: online, offline or disabled (online becomes offline "
+                                         "without an API key)")
+    project: str = _field("consistency_dist", "W&B project")
+    group: str = _field("", "W&B group (sweeps group their trials); empty = the run name")
+    dir: str = _field("", "local folder for W&B files; empty = the stage folder (or a temporary one for URIs)")
+
+
+@dataclass
 class RuntimeConfig:
     address: str = _field("", "Ray cluster address; empty = $RAY_ADDRESS, or a local Ray when that is unset")
     num_workers: int = _field(2, "Ray Train workers, one MultiWorkerMirroredStrategy task each")
@@ -144,6 +157,7 @@ class Config:
     label: LabelConfig = field(default_factory=LabelConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     verbose: bool = _field(False, "show TensorFlow and Ray logs")
@@ -267,6 +281,33 @@ def load_preset(name: str) -> Config:
 # ---------------------------------------------------------------- validation
 
 
+def _corruption_list(text: str, allow_groups: bool) -> list[str]:
+    from consistency_dist.data.corruptions import ALL, BENCHMARK  # names live with the generator
+
+    text = text.strip()
+    if allow_groups and text in ("all", "benchmark"):
+        return list(ALL if text == "all" else BENCHMARK)
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def corruption_names(text: str, key: str, allow_groups: bool = False) -> list[str]:
+    """Parse a comma-separated corruption list, rejecting unknown names with the valid ones."""
+    from consistency_dist.data.corruptions import ALL
+
+    names = _corruption_list(text, allow_groups)
+    unknown = [n for n in names if n not in ALL]
+    _require(not unknown, key, f"unknown corruption(s) {', '.join(unknown)}",
+             f"Choose from: {', '.join(ALL)}" + (" (or all / benchmark)" if allow_groups else ""))
+    return names
+
+
+def severity_list(text: str, key: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    _require(bool(parts) and all(p in ("1", "2", "3", "4", "5") for p in parts), key,
+             f"'{text}' is not a comma-separated list of severities 1..5", "Use e.g. 1,2,3,4,5")
+    return sorted({int(p) for p in parts})
+
+
 def _require(ok: bool, key: str, problem: str, fix: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {problem}. {fix}")
@@ -321,8 +362,14 @@ def validate(c: Config) -> Config:
              f"'{e.corruption_source}' is not a source", f"Use one of: {', '.join(CORRUPTION_SOURCES)}")
     _require(e.corruption_source != "folder" or bool(e.corruption_folder), "evaluate.corruption_folder",
              "is empty but evaluate.corruption_source is 'folder'", "Set it to the extracted CIFAR-10-C folder")
-    _require(all(p.strip() in "12345" and p.strip() for p in e.severities.split(",")), "evaluate.severities",
-             f"'{e.severities}' is not a comma-separated list of 1..5", "Use e.g. 1,2,3,4,5")
+    severity_list(e.severities, "evaluate.severities")
+    _require(bool(corruption_names(e.corruptions, "evaluate.corruptions", allow_groups=True)),
+             "evaluate.corruptions", "is empty", "Use all, benchmark, or a list")
+    if t.validation_corruptions.strip():
+        corruption_names(t.validation_corruptions, "train.validation_corruptions")
+        severity_list(t.validation_severities, "train.validation_severities")
+    _require(c.tracking.wandb_mode in ("online", "offline", "disabled"), "tracking.wandb_mode",
+             f"'{c.tracking.wandb_mode}' is not a mode", "Use online, offline or disabled")
     _require(e.max_images >= 0, "evaluate.max_images", "is negative", "Use 0 for all test images")
     _require(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1", "Use e.g. 256")
     _require(r.num_workers >= 1, "runtime.num_workers", f"{r.num_workers} < 1", "Use at least 1 worker")
@@ -376,11 +423,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.config:
         config = apply_overrides(config, load_yaml(args.config))
     flags = {key: getattr(args, key) for key in LEAF_FIELDS if getattr(args, key, None) is not None}
-    config = apply_overrides(config, flags)
-    # Ray workers run in other directories: pin local output roots to absolute paths now.
-    if "://" not in config.output.root:
-        config.output.root = str(pathlib.Path(config.output.root).expanduser().resolve())
-    return config
+    return absolute_paths(apply_overrides(config, flags))
+
+
+PATH_FIELDS = ("output.root", "data.folder", "label.teacher", "label.output", "student.labels",
+               "evaluate.corruption_folder", "tracking.dir")
+
+
+def absolute_paths(config: Config) -> Config:
+    """Ray workers run in other directories: pin every local path field to an absolute path."""
+    updates = {}
+    for key in PATH_FIELDS:
+        section, leaf = key.split(".")
+        value = getattr(getattr(config, section), leaf)
+        if value and "://" not in value:
+            updates[key] = str(pathlib.Path(value).expanduser().resolve())
+    return apply_overrides(config, updates)
 
 
 def parse_cli(prog: str, description: str, argv: list[str] | None = None,

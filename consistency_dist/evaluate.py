@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 from consistency_dist import report, runtime, storage
-from consistency_dist.config import Config, parse_cli
+from consistency_dist.config import Config, corruption_names, parse_cli, severity_list
 from consistency_dist.data import augment, cifar10, corruptions
 
 STAGE = "evaluate"
@@ -41,24 +41,6 @@ def model_locations(config: Config) -> dict[str, str]:
         raise EvaluateError(f"evaluate.baseline '{config.evaluate.baseline}' is not among evaluate.models "
                             f"({', '.join(found)}). Pick one of them.")
     return found
-
-
-def corruption_names(config: Config) -> list[str]:
-    text = config.evaluate.corruptions.strip()
-    if text == "all":
-        return list(corruptions.ALL)
-    if text == "benchmark":
-        return list(corruptions.BENCHMARK)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in corruptions.ALL]
-    if unknown:
-        raise EvaluateError(f"unknown corruption(s) {', '.join(unknown)} in evaluate.corruptions. "
-                            f"Choose from: {', '.join(corruptions.ALL)} (or all / benchmark).")
-    return names
-
-
-def severities(config: Config) -> list[int]:
-    return sorted({int(s) for s in config.evaluate.severities.split(",")})
 
 
 def _load_model(location: str):
@@ -104,7 +86,8 @@ def run(config: Config) -> dict:
 
     out = config.stage_location(STAGE)
     locations = model_locations(config)
-    names, sevs = corruption_names(config), severities(config)
+    names = corruption_names(config.evaluate.corruptions, "evaluate.corruptions", allow_groups=True)
+    sevs = severity_list(config.evaluate.severities, "evaluate.severities")
     models = {name: _load_model(loc) for name, loc in locations.items()}
     identity = {"evaluate": config.to_dict()["evaluate"], "data": config.to_dict()["data"],
                 "models": {name: _fingerprint(m) for name, m in models.items()}}

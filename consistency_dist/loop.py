@@ -53,6 +53,7 @@ class Task:
     bn_batches: Callable[[], Iterator[tf.Tensor]]  # training-distribution images for the BN recompute
     extra_metrics: Callable[[tuple, tf.Tensor], dict[str, tf.Tensor]] | None = None  # per-replica sums
     device_augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None  # (images, seed) inside the step
+    corrupted_val: tuple[np.ndarray, np.ndarray] | None = None  # scored each epoch as val_corrupted_*
 
 
 @dataclasses.dataclass
@@ -130,11 +131,7 @@ def _padded_eval_dataset(images, labels, transform, per_replica_batch: int):
         ds = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(per_replica_batch)
         return ds.map(lambda xb, yb, wb: (transform(xb), yb, wb)).prefetch(2)
 
-    return make, batches_for(len(images), per_replica_batch)
-
-
-def batches_for(n: int, per_replica_batch: int) -> int:
-    return max(1, math.ceil(n / per_replica_batch))
+    return make
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -268,9 +265,12 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
 
     train_data = strategy.distribute_datasets_from_function(lambda ctx: task.make_train_dataset(ctx, resumed_from))
     iterator = iter(train_data)
-    make_val, val_steps = _padded_eval_dataset(task.val_images, task.val_labels, task.eval_transform,
-                                               train_cfg.batch_size_per_replica)
-    val_data = strategy.distribute_datasets_from_function(make_val)
+    val_sets = {"val": (task.val_images, task.val_labels)}
+    if task.corrupted_val is not None:
+        val_sets["val_corrupted"] = task.corrupted_val
+    val_data = {prefix: strategy.distribute_datasets_from_function(
+        _padded_eval_dataset(images, labels, task.eval_transform, train_cfg.batch_size_per_replica))
+        for prefix, (images, labels) in val_sets.items()}
 
     train_step = make_train_step(strategy, model, optimizer, swa, task, global_batch, train_cfg.seed)
 
@@ -288,11 +288,15 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
     def run_validation() -> dict:
-        totals: dict[str, float] = {}
-        for batch in val_data:
-            for k, v in eval_step(batch).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-        return {"val_loss": totals["loss"] / totals["count"], "val_accuracy": totals["correct"] / totals["count"]}
+        metrics = {}
+        for prefix, dataset in val_data.items():
+            totals: dict[str, float] = {}
+            for batch in dataset:
+                for k, v in eval_step(batch).items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+            metrics[f"{prefix}_loss"] = totals["loss"] / totals["count"]
+            metrics[f"{prefix}_accuracy"] = totals["correct"] / totals["count"]
+        return metrics
 
     while state.epochs_done < train_cfg.epochs and not state.stopped_early:
         optimizer.learning_rate.assign(state.learning_rate)
@@ -347,6 +351,9 @@ def export_final_model(config: Config, task: Task, model, swa, best_weights, res
     result.final_model = final
     result.final_metrics = {"val_accuracy": metrics["accuracy"], "val_loss": metrics["loss"],
                             "raw_val_accuracy": raw_metrics["accuracy"], "raw_val_loss": raw_metrics["loss"]}
+    if task.corrupted_val is not None:
+        corrupted = evaluate(final, *task.corrupted_val, task.eval_transform)
+        result.final_metrics.update(val_corrupted_accuracy=corrupted["accuracy"], val_corrupted_loss=corrupted["loss"])
 
 
 def summary(config: Config, result: FitResult, **extra: Any) -> dict:

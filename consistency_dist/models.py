@@ -25,14 +25,17 @@ def _keras_application(application, name: str, input_shape, num_classes: int) ->
     return _head(inputs, backbone(scaled), num_classes, name)
 
 
+BN_MOMENTUM = 0.9  # short CPU runs: moving statistics must settle within a few dozen steps
+
+
 def _preact_block(x, filters: int, stride: int, name: str):
     shortcut = x
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(x)
     x = layers.ReLU(name=f"{name}_relu2")(x)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
     return layers.Add(name=f"{name}_add")([shortcut, x])
@@ -45,7 +48,7 @@ def small_resnet(input_shape, num_classes: int, widths=(16, 32, 64), name: str =
     x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem")(x)
     for stage, width in enumerate(widths):
         x = _preact_block(x, width, 1 if stage == 0 else 2, name=f"stage{stage}")
-    x = layers.BatchNormalization(name="final_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="final_bn")(x)
     x = layers.ReLU(name="final_relu")(x)
     return _head(inputs, x, num_classes, name)
 

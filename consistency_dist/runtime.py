@@ -35,8 +35,9 @@ def quiet_logs(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def connect(config: Config) -> None:
-    """Join the cluster at runtime.address or $RAY_ADDRESS; otherwise start a local Ray."""
+def connect(config: Config, min_cpus: float = 0) -> None:
+    """Join the cluster at runtime.address or $RAY_ADDRESS; otherwise start a local Ray with at least
+    `min_cpus` logical CPUs (default: enough for one run's workers)."""
     import ray
 
     if ray.is_initialized():
@@ -48,7 +49,7 @@ def connect(config: Config) -> None:
     if address:
         ray.init(address=address, **common)
         return
-    needed = config.runtime.num_workers * config.runtime.cpus_per_worker
+    needed = max(min_cpus, config.runtime.num_workers * config.runtime.cpus_per_worker)
     # The dashboard stays on: Ray Train's placement-group cleaner queries the state API through it.
     ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), **common)
 
@@ -63,13 +64,15 @@ def progress_line(stage: str, metrics: dict, eta_seconds: float) -> str:
             f"lr {metrics['learning_rate']:.1e} {metrics['images_per_s']:.0f} img/s  ETA {eta}")
 
 
-def _report_fn(stage: str, rank: int) -> Callable[[dict, str | None], None]:
+def _report_fn(stage: str, rank: int, tracker) -> Callable[[dict, str | None], None]:
     import ray.train
 
     started, done = time.monotonic(), 0
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
         nonlocal done
+        if tracker is not None:
+            tracker.log(metrics)
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         name = f"checkpoint_epoch_{metrics['epoch']:04d}" if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
@@ -104,12 +107,24 @@ def _train_worker(loop_config: dict) -> None:
     task = tasks.TASKS[loop_config["task"]](config, world)
 
     checkpoint = ray.train.get_checkpoint()
+    tracker = _tracker(config, loop_config["stage"], loop_config["stage_dir"]) if rank == 0 else None
     with tempfile.TemporaryDirectory() as scratch, \
             (checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None)) as checkpoint_dir:
         result = loop.fit(config, task, strategy, is_chief=rank == 0, checkpoint_dir=checkpoint_dir,
-                          report=_report_fn(loop_config["stage"], rank), scratch_dir=scratch)
+                          report=_report_fn(loop_config["stage"], rank, tracker), scratch_dir=scratch)
         if rank == 0:
             _write_artifacts(loop_config, config, result, scratch)
+            tracker.finish({f"final/{k}": v for k, v in result.final_metrics.items()})
+
+
+def _tracker(config: Config, stage: str, out: str):
+    """Rank 0's W&B run; its files go to the stage folder when that is local (else a temp folder)."""
+    from consistency_dist.tracking import Tracker
+
+    t = config.tracking
+    directory = t.dir or (out if not storage.is_uri(out) else tempfile.mkdtemp(prefix="wandb-"))
+    return Tracker(t.wandb_mode, t.project, t.group or config.run_name, f"{config.run_name}-{stage}", directory,
+                   config.to_dict())
 
 
 def _write_artifacts(loop_config: dict, config: Config, result, scratch: str) -> None:
@@ -146,30 +161,33 @@ def map_tasks(fn: Callable, calls: list[tuple], config: Config, desc: str) -> li
     return results
 
 
-def train(stage: str, config: Config, task: str | None = None) -> dict:
-    """Run `stage` on Ray Train with task `task` (default: the stage's name, 'teacher' or 'student')
-    and return its summary (also in <stage dir>/summary.json)."""
-    quiet_logs(config.verbose)
+def make_trainer(stage: str, config: Config, task: str | None = None, callbacks: list | None = None):
+    """A TensorflowTrainer for `stage` (task: 'teacher' or 'student'; default the stage's name)."""
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
 
-    connect(config)
     out = config.stage_location(stage)
-    root = out.rsplit("/", 1)[0]
     runtime = config.runtime
-    trainer = TensorflowTrainer(
+    return TensorflowTrainer(
         _train_worker,
         train_loop_config={"config": config.to_dict(), "stage": stage, "task": task or stage, "stage_dir": out,
                            "verbose": config.verbose},
         scaling_config=ScalingConfig(num_workers=runtime.num_workers, use_gpu=runtime.use_gpu,
                                      resources_per_worker={"CPU": runtime.cpus_per_worker}),
-        run_config=RunConfig(name=stage, storage_path=root,
+        run_config=RunConfig(name=stage, storage_path=out.rsplit("/", 1)[0],
                              failure_config=FailureConfig(max_failures=runtime.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             logging_config=LoggingConfig(log_level="INFO" if config.verbose else "WARNING")),
+                             logging_config=LoggingConfig(log_level="INFO" if config.verbose else "WARNING"),
+                             callbacks=callbacks or []),
     )
-    trainer.fit()
-    summary_file = storage.join(out, "summary.json")
+
+
+def train(stage: str, config: Config, task: str | None = None) -> dict:
+    """Run `stage` on Ray Train and return its summary (also in <stage dir>/summary.json)."""
+    quiet_logs(config.verbose)
+    connect(config)
+    make_trainer(stage, config, task).fit()
+    summary_file = storage.join(config.stage_location(stage), "summary.json")
     if not storage.exists(summary_file):
         print(f"{stage}: training ended without writing {summary_file}", file=sys.stderr)
         raise SystemExit(1)

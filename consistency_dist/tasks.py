@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from consistency_dist import distill
-from consistency_dist.config import Config
-from consistency_dist.data import augment, cifar10, randaugment, soft_labels
+from consistency_dist.config import Config, corruption_names, severity_list
+from consistency_dist.data import augment, cifar10, corruptions, randaugment, soft_labels
 from consistency_dist.loop import Task
 
 
@@ -70,6 +70,19 @@ def bn_batches(images: np.ndarray, config: Config):
     return batches
 
 
+def corrupted_validation(config: Config, data: cifar10.Cifar10) -> tuple[np.ndarray, np.ndarray] | None:
+    """The validation images under train.validation_corruptions x severities, or None.
+
+    Why: sweeps must not look at the test set; corrupting the validation images with corruption
+    types held out from evaluation gives a robustness objective that is fair to tune on."""
+    names = corruption_names(config.train.validation_corruptions, "train.validation_corruptions")
+    if not names:
+        return None
+    severities = severity_list(config.train.validation_severities, "train.validation_severities")
+    images = [corruptions.generate(data.x_val, n, s, seed=config.train.seed) for n in names for s in severities]
+    return np.concatenate(images), np.tile(data.y_val, len(images))
+
+
 def cross_entropy(batch, logits):
     return distill.cross_entropy(batch[1], logits)
 
@@ -86,6 +99,7 @@ def teacher_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | Non
         val_labels=data.y_val,
         eval_transform=augment.eval_transform(config.data.image_size, config.data.crop_size),
         bn_batches=bn_batches(data.x_train, config),
+        corrupted_val=corrupted_validation(config, data),
     )
 
 
@@ -168,6 +182,7 @@ def student_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | Non
         bn_batches=bn_batches,
         extra_metrics=metric_sums,
         device_augment=device_augment(config),
+        corrupted_val=corrupted_validation(config, data),
     )
 
 

@@ -80,8 +80,8 @@ def test_report_files_agree_with_each_other(trained_models, tmp_path):
 
 def test_bad_evaluation_settings(trained_models, tmp_path):
     folder, _ = trained_models
-    with pytest.raises(evaluate.EvaluateError, match="unknown corruption.*rain"):
-        evaluate.corruption_names(_eval_config(tmp_path, folder, **{"evaluate.corruptions": "fog,rain"}))
+    with pytest.raises(cfg.ConfigError, match="evaluate.corruptions: unknown corruption.*rain"):
+        _eval_config(tmp_path, folder, **{"evaluate.corruptions": "fog,rain"})
     with pytest.raises(evaluate.EvaluateError, match="model 'student' not found"):
         evaluate.model_locations(_eval_config(tmp_path, folder, **{"evaluate.models": "student"}))
     with pytest.raises(cfg.ConfigError, match="evaluate.severities"):

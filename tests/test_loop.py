@@ -84,7 +84,7 @@ def test_equal_steps_for_uneven_shards():
 
 def test_padded_validation_counts_every_row_once():
     images = np.zeros((10, 4, 4, 3), np.uint8)
-    make, _ = loop._padded_eval_dataset(images, np.arange(10), lambda x: tf.cast(x, tf.float32), 3)
+    make = loop._padded_eval_dataset(images, np.arange(10), lambda x: tf.cast(x, tf.float32), 3)
     weights = []
     for pipeline in range(3):
         ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pipeline, num_replicas_in_sync=3)
