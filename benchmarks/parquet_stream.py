@@ -65,7 +65,7 @@ def main() -> None:
         numpy_rate = steps * args.epochs * args.batch / (time.perf_counter() - started)
 
         signature = (tf.TensorSpec((args.batch, 32, 32, 3), tf.uint8), tf.TensorSpec((args.batch,), tf.int64),
-                     tf.TensorSpec((args.batch, 10), tf.float32))
+                     tf.TensorSpec((args.batch, 10), tf.float32), tf.TensorSpec((args.batch,), tf.float32))
         ds = tf.data.Dataset.from_generator(stream, output_signature=signature).prefetch(2)
         started = time.perf_counter()
         for _ in ds.take(steps * args.epochs):

@@ -22,7 +22,7 @@ PRESET_DIR = pathlib.Path(__file__).parent / "presets"
 MODEL_NAMES = ("small_resnet", "small_resnet_wide", "resnet50v2", "resnet101v2")  # small to large
 DATA_SOURCES = ("sample", "folder", "keras")
 CORRUPTION_SOURCES = ("generate", "folder", "tfds")
-FLAG_ALIASES = {"runtime.address": ["--address"]}
+FLAG_ALIASES = {"runtime.address": ["--address"], "pipeline.control": ["--control"]}
 
 
 class ConfigError(ValueError):
@@ -96,6 +96,10 @@ class LabelConfig:
     num_shards: int = _field(8, "Parquet shards to write (students stream whole shards)")
     batch_size: int = _field(256, "images per inference batch")
     overwrite: bool = _field(False, "replace soft labels made by another teacher or from other data")
+    min_confidence: float = _field(0.0, "teacher top-class probability below which a training image is filtered "
+                                        "(0 = keep everything)")
+    low_confidence: str = _field("drop", "what filtering does: drop the image, or downweight its loss")
+    low_confidence_weight: float = _field(0.25, "loss weight of a filtered image with low_confidence=downweight")
 
 
 @dataclass
@@ -120,6 +124,12 @@ class EvaluateConfig:
     max_images: int = _field(0, "evaluate on the first N test images only; 0 = all")
     batch_size: int = _field(256, "images per inference batch")
     seed: int = _field(0, "seed of the corruption generator")
+
+
+@dataclass
+class PipelineConfig:
+    control: bool = _field(False, "also train a control student: same architecture, data, augmentation, schedule "
+                                  "and seed, but alpha = 1 (no distillation term)")
 
 
 @dataclass
@@ -158,6 +168,7 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     verbose: bool = _field(False, "show TensorFlow and Ray logs")
@@ -347,6 +358,12 @@ def validate(c: Config) -> Config:
     _require(0 <= a.magnitude <= 30, "augment.magnitude", f"{a.magnitude} is outside the 0-30 scale", "Use e.g. 9")
     _require(a.shuffle_buffer >= 1, "augment.shuffle_buffer", f"{a.shuffle_buffer} < 1", "Use e.g. 10000")
     _require(c.label.num_shards >= 1, "label.num_shards", f"{c.label.num_shards} < 1", "Use e.g. 8")
+    _require(0.0 <= c.label.min_confidence < 1.0, "label.min_confidence", f"{c.label.min_confidence} is outside [0, 1)",
+             "Use e.g. 0.5, or 0 to keep every image")
+    _require(c.label.low_confidence in ("drop", "downweight"), "label.low_confidence",
+             f"'{c.label.low_confidence}' is not drop or downweight", "Use drop or downweight")
+    _require(0.0 <= c.label.low_confidence_weight <= 1.0, "label.low_confidence_weight", "is outside [0, 1]",
+             "Use e.g. 0.25")
     _require(c.label.batch_size >= 1, "label.batch_size", f"{c.label.batch_size} < 1", "Use e.g. 256")
     _require(st.model_name in ("",) + MODEL_NAMES, "student.model_name", f"'{st.model_name}' is not a known model",
              f"Use one of: {', '.join(MODEL_NAMES)}")
@@ -407,12 +424,14 @@ def build_parser(prog: str, description: str, default_preset: str) -> argparse.A
         group = groups.setdefault(section, parser.add_argument_group(section))
         kind = _parse_bool if f.type == "bool" else _TYPES[f.type]
         metavar = "BOOL" if f.type == "bool" else f.type.upper()
+        bare = {"nargs": "?", "const": True} if f.type == "bool" else {}  # `--control` alone means true
         flag_help = f.metadata["help"] + " (default: %(default)s)"
         if key == "verbose":
             group.add_argument("--verbose", nargs="?", const=True, type=_parse_bool, default=None,
                                help=f.metadata["help"])
             continue
         group.add_argument(f"--{key}", *FLAG_ALIASES.get(key, []), dest=key, type=kind, default=None, metavar=metavar,
+                           **bare,
                            help=flag_help.replace("(default: %(default)s)", f"(built-in default: {f.default})"))
     return parser
 

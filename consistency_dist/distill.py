@@ -25,7 +25,7 @@ def cross_entropy(labels, logits) -> tf.Tensor:
 
 
 def consistency_loss(alpha: float = 0.5, temperature: float = 10.0, kl_times_t2: bool = False):
-    """Per-example loss for batches (images, labels, teacher_logits), plus its two terms for logging."""
+    """Per-example loss for batches (images, labels, teacher_logits[, weights]), plus its two terms for logging."""
     kl_scale = temperature ** 2 if kl_times_t2 else 1.0
 
     def terms(batch, logits) -> dict[str, tf.Tensor]:
@@ -33,7 +33,8 @@ def consistency_loss(alpha: float = 0.5, temperature: float = 10.0, kl_times_t2:
 
     def per_example_loss(batch, logits) -> tf.Tensor:
         t = terms(batch, logits)
-        return alpha * t["ce"] + (1.0 - alpha) * t["kl"]
+        loss = alpha * t["ce"] + (1.0 - alpha) * t["kl"]
+        return loss * batch[3] if len(batch) > 3 else loss  # per-image weights from confidence filtering
 
     def metric_sums(batch, logits) -> dict[str, tf.Tensor]:
         return {f"{k}_loss": tf.reduce_sum(v) for k, v in terms(batch, logits).items()}

@@ -52,12 +52,18 @@ def _load_model(location: str):
         return keras.models.load_model(local, compile=False)
 
 
-def accuracy(model, images: np.ndarray, labels: np.ndarray, transform, batch_size: int) -> float:
-    correct = 0
+def correct(model, images: np.ndarray, labels: np.ndarray, transform, batch_size: int) -> np.ndarray:
+    """Per-image correctness (bool), so differences between models can be bootstrapped over images."""
+    hits = []
     for start in range(0, len(images), batch_size):
         logits = model(transform(images[start:start + batch_size]), training=False)
-        correct += int(np.sum(np.argmax(np.asarray(logits), axis=1) == labels[start:start + batch_size]))
-    return correct / len(images)
+        hits.append(np.argmax(np.asarray(logits), axis=1) == labels[start:start + batch_size])
+    return np.concatenate(hits)
+
+
+def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """The differences that matter: student - teacher, and student - control when there is one."""
+    return [("student", other) for other in ("teacher", "control") if "student" in names and other in names]
 
 
 def corrupted_set(config: Config, clean: np.ndarray, labels: np.ndarray, name: str, severity: int):
@@ -103,26 +109,31 @@ def run(config: Config) -> dict:
     clean, labels = data.x_test[:limit], data.y_test[:limit]
     transform = augment.eval_transform(config.data.image_size, config.data.crop_size)
     batch = config.evaluate.batch_size
-    results = {name: {"clean": accuracy(m, clean, labels, transform, batch), "corrupted": {}} for name, m in models.items()}
+    clean_hits = {name: correct(m, clean, labels, transform, batch) for name, m in models.items()}
+    hits: dict[str, dict] = {name: {} for name in models}
     with tqdm(total=len(names) * len(sevs), desc="corruptions", unit="set", file=sys.stdout) as bar:
         for corruption in names:
             for severity in sevs:
                 images, set_labels = corrupted_set(config, clean, labels, corruption, severity)
                 for name, model in models.items():
-                    per = results[name]["corrupted"].setdefault(corruption, {})
-                    per[severity] = accuracy(model, images, set_labels, transform, batch)
+                    hits[name][(corruption, severity)] = correct(model, images, set_labels, transform, batch)
                 bar.update(1)
+    results = {name: {"clean": float(clean_hits[name].mean()),
+                      "corrupted": {c: {s: float(hits[name][(c, s)].mean()) for s in sevs} for c in names}}
+               for name in models}
     summary = report.summarize(results, config.evaluate.baseline, corruptions.BENCHMARK)
+    diffs = report.differences(report.per_image_scores(clean_hits, hits), comparison_pairs(list(models)),
+                               seed=config.evaluate.seed)
     full = {"identity": identity, "models": locations, "test_images": int(limit),
             "corruption_source": config.evaluate.corruption_source, "baseline": config.evaluate.baseline,
-            "accuracy": results, "summary": summary}
+            "accuracy": results, "summary": summary, "differences": diffs}
     _write_report(out, full)
     return full
 
 
 def _write_report(out: str, full: dict) -> None:
     """Markdown and plots first, report.json last: its presence means the report is complete."""
-    table = report.markdown_table(full["summary"], full["baseline"])
+    table = report.markdown_table(full["summary"], full["baseline"]) + report.differences_markdown(full["differences"])
     header = (f"# Robustness report\n\n{full['test_images']} test images; corruptions: {full['corruption_source']}; "
               f"models: {', '.join(f'{k} ({v})' for k, v in full['models'].items())}\n\n")
     storage.write_bytes(storage.join(out, "report.md"), (header + table).encode())
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
     print(report.markdown_table(full["summary"], full["baseline"]).split("\n\n")[0])
+    print(report.differences_markdown(full["differences"]))
     print(f"\nreport: {config.stage_location(STAGE)}/report.md (plots beside it)")
     return 0
 

@@ -62,6 +62,17 @@ def shard_rows(total: int, num_shards: int, shard: int) -> np.ndarray:
     return np.array_split(np.arange(total), num_shards)[shard]
 
 
+def confidence_filter(logits: np.ndarray, threshold: float, mode: str, low_weight: float):
+    """(rows to keep, their loss weights): images whose teacher top-class probability is below
+    `threshold` are dropped (mode 'drop') or kept with weight `low_weight` ('downweight')."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    confidence = (np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)).max(axis=1)
+    confident = confidence >= threshold
+    if mode == "drop":
+        return np.flatnonzero(confident), np.ones(int(confident.sum()), np.float32)
+    return np.arange(len(logits)), np.where(confident, 1.0, low_weight).astype(np.float32)
+
+
 def label_shard(config_dict: dict, teacher_location: str, shard: int, out: str, expected: dict) -> dict:
     """One Ray task: teacher logits for one shard of the training split, written atomically."""
     runtime.quiet_logs(config_dict.get("verbose", False))
@@ -79,15 +90,23 @@ def label_shard(config_dict: dict, teacher_location: str, shard: int, out: str, 
     logits = np.concatenate([
         np.asarray(model(transform(data.x_train[rows[i:i + config.label.batch_size]]), training=False))
         for i in range(0, len(rows), config.label.batch_size)]) if len(rows) else np.zeros((0, config.model.num_classes))
-    table = soft_labels.to_table(rows, data.x_train[rows], data.y_train[rows], logits)
-    return soft_labels.write_shard(storage.join(out, soft_labels.shard_name(shard, config.label.num_shards)), table)
+    lab = config.label
+    keep, weights = confidence_filter(logits, lab.min_confidence, lab.low_confidence, lab.low_confidence_weight)
+    stats = {"labelled": len(rows), "kept": len(keep), "full_weight": int((weights == 1.0).sum()),
+             "teacher_correct": int((np.argmax(logits, axis=1) == data.y_train[rows]).sum())}
+    rows, logits = rows[keep], logits[keep]
+    table = soft_labels.to_table(rows, data.x_train[rows], data.y_train[rows], logits, weights)
+    entry = soft_labels.write_shard(storage.join(out, soft_labels.shard_name(shard, lab.num_shards)), table)
+    return {**entry, "stats": stats}
 
 
 def _identity(config: Config, teacher_fp: str, data: cifar10.Cifar10) -> dict:
     d = config.data
     return {"teacher_fingerprint": teacher_fp, "data_fingerprint": data.fingerprint, "data_source": d.source,
             "validation_fraction": d.validation_fraction, "split_seed": d.split_seed, "image_size": d.image_size,
-            "crop_size": d.crop_size, "num_shards": config.label.num_shards}
+            "crop_size": d.crop_size, "num_shards": config.label.num_shards,
+            "min_confidence": config.label.min_confidence, "low_confidence": config.label.low_confidence,
+            "low_confidence_weight": config.label.low_confidence_weight}
 
 
 def _existing_identity(out: str) -> dict | None:
@@ -96,6 +115,17 @@ def _existing_identity(out: str) -> dict | None:
         return storage.read_json(manifest)["identity"]
     marker = storage.join(out, MARKER)
     return storage.read_json(marker) if storage.exists(marker) else None
+
+
+def _stats(config: Config, per_shard: list[dict | None], rows: int) -> dict:
+    """Confidence filtering and teacher accuracy over the shards labelled in this run (resumed
+    shards were counted when they were written, so their figures are missing here)."""
+    counted = [s for s in per_shard if s]
+    totals = {k: sum(s[k] for s in counted) for k in ("labelled", "kept", "full_weight", "teacher_correct")}
+    return {"rows": rows, "shards_counted": len(counted), "min_confidence": config.label.min_confidence,
+            "low_confidence": config.label.low_confidence, **totals,
+            "filtered": totals["labelled"] - totals["full_weight"],
+            "teacher_train_accuracy": totals["teacher_correct"] / max(totals["labelled"], 1)}
 
 
 def _entry_from_file(out: str, name: str) -> dict:
@@ -143,6 +173,7 @@ def run(config: Config) -> dict:
                                 config, desc="labelling")
     entries = dict(zip(todo, written))
     shards = [entries.get(i) or _entry_from_file(out, soft_labels.shard_name(i, n)) for i in range(n)]
+    per_shard = [s.pop("stats", None) for s in shards]
     manifest = {
         "schema_version": soft_labels.SCHEMA_VERSION,
         "shards": shards,
@@ -154,6 +185,7 @@ def run(config: Config) -> dict:
         "identity": identity,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": config.to_dict(),
+        "stats": _stats(config, per_shard, sum(s["rows"] for s in shards)),
     }
     storage.write_json(manifest_file, manifest)
     storage.delete(storage.join(out, MARKER))
@@ -169,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"label: {err}", file=sys.stderr)
         return 2
     out = config.label.output or config.stage_location("labels")
+    stats = manifest.get("stats", {})
     print(f"label: {manifest['total_rows']} rows in {len(manifest['shards'])} shards, teacher "
           f"{manifest['teacher']['model']} ({manifest['teacher']['fingerprint'][:12]}) -> {out}/manifest.json")
+    if stats.get("min_confidence"):
+        print(f"label: confidence filter {stats['min_confidence']} ({stats['low_confidence']}): "
+              f"{stats['filtered']} of {stats['labelled']} images below it")
     return 0
 
 

@@ -123,3 +123,67 @@ def plot(summary: dict, folder: str) -> list[str]:
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
+
+
+# ---------------------------------------------------------------- paired differences
+
+
+DIFFERENCE_FIGURES = (("clean", "clean top-1"), ("severity5_mean", "severity-5 mean"),
+                      ("all_mean", "mean over all corruptions and severities"))
+
+
+def paired_difference(a, b, seed: int = 0, resamples: int = 2000, level: float = 0.95) -> dict:
+    """Mean of a - b over test images with a percentile-bootstrap interval (resampling images).
+
+    `a` and `b` are per-image scores of two models on the same images (1/0 correctness, or the
+    mean correctness over several corrupted copies of each image)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"paired scores need equal 1-D shapes, got {a.shape} and {b.shape}")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"diff": float(d.mean()), "low": float(low), "high": float(high), "level": level, "images": len(d)}
+
+
+def per_image_scores(clean: dict, corrupted: dict) -> dict:
+    """Per model and figure, each test image's score: {model: {figure: array}}.
+
+    clean[model] is (N,) correctness; corrupted[model][(corruption, severity)] is (N,) correctness."""
+    import numpy as np
+
+    scores = {}
+    for model in clean:
+        sets = corrupted[model]
+        sev5 = [v for (c, s), v in sets.items() if s == 5]
+        scores[model] = {"clean": np.asarray(clean[model], np.float64),
+                         "severity5_mean": np.mean(sev5, axis=0) if sev5 else None,
+                         "all_mean": np.mean(list(sets.values()), axis=0) if sets else None}
+    return scores
+
+
+def differences(scores: dict, pairs: list[tuple[str, str]], seed: int = 0) -> list[dict]:
+    out = []
+    for a, b in pairs:
+        for key, label in DIFFERENCE_FIGURES:
+            if scores[a][key] is None or scores[b][key] is None or len(scores[a][key]) != len(scores[b][key]):
+                continue
+            out.append({"a": a, "b": b, "figure": key, "label": label,
+                        **paired_difference(scores[a][key], scores[b][key], seed=seed)})
+    return out
+
+
+def differences_markdown(diffs: list[dict]) -> str:
+    if not diffs:
+        return ""
+    lines = ["| difference | figure | points | 95% interval | reading |", "|---|---|---|---|---|"]
+    for d in diffs:
+        reading = ("gain" if d["low"] > 0 else "loss" if d["high"] < 0 else "within noise")
+        lines.append(f"| {d['a']} − {d['b']} | {d['label']} | {d['diff'] * 100:+.1f} | "
+                     f"[{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}] | {reading} |")
+    return ("\nPaired differences over test images (percentile bootstrap, 2,000 resamples of the "
+            f"{diffs[0]['images']} images):\n\n" + "\n".join(lines) + "\n")

@@ -137,7 +137,7 @@ def streamed_train_dataset(manifest: soft_labels.Manifest, config: Config, steps
     batch, seed = config.train.batch_size_per_replica, config.train.seed
     shape, classes = manifest.image_shape, manifest.num_classes
     signature = (tf.TensorSpec((batch, *shape), tf.uint8), tf.TensorSpec((batch,), tf.int64),
-                 tf.TensorSpec((batch, classes), tf.float32))
+                 tf.TensorSpec((batch, classes), tf.float32), tf.TensorSpec((batch,), tf.float32))
 
     def make(ctx: tf.distribute.InputContext, first_epoch: int) -> tf.data.Dataset:
         pipeline, pipelines = ctx.input_pipeline_id, ctx.num_input_pipelines
@@ -148,7 +148,7 @@ def streamed_train_dataset(manifest: soft_labels.Manifest, config: Config, steps
 
         ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
         ds = ds.enumerate(start=first_epoch * steps).map(
-            lambda i, b: (transform(b[0], _augment_seed(seed, pipeline, i)), b[1], b[2]),
+            lambda i, b: (transform(b[0], _augment_seed(seed, pipeline, i)), *b[1:]),
             num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -169,7 +169,7 @@ def student_task(config: Config, num_pipelines: int, data: cifar10.Cifar10 | Non
     def bn_batches():
         stream = soft_labels.stream_batches(manifest, 0, 1, config.train.batch_size_per_replica, bn_limit,
                                             config.train.seed + 1, config.augment.shuffle_buffer)
-        for i, (images, _, _) in zip(range(bn_limit), stream):
+        for i, (images, *_) in zip(range(bn_limit), stream):
             yield transform(tf.constant(images), _augment_seed(config.train.seed + 1, 0, i))
 
     return Task(

@@ -199,6 +199,9 @@ def run_sweep(spec: SweepSpec, resume: bool = False):
 
     config = base_config(spec)
     sweep_dir = storage.join(storage.absolute(spec.output_root), spec.name)
+    tuner_dir = storage.join(sweep_dir, "tune")
+    if resume and not storage.exists(storage.join(tuner_dir, spec.name, "tuner.pkl")):
+        raise _fail(f"no sweep to resume at {tuner_dir}", "Run once without --resume")
     res = spec.resources_per_trial
     config = apply_overrides(config, {"runtime.num_workers": res.workers, "runtime.use_gpu": res.gpus_per_worker > 0,
                                       "runtime.cpus_per_worker": float(res.cpus_per_worker)})
@@ -208,10 +211,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False):
     trainable = tune.with_parameters(_trial, base=config.to_dict(), stage=spec.stage, sweep_dir=sweep_dir,
                                      labels=labels)
     trainable = tune.with_resources(trainable, {"CPU": TRIAL_DRIVER_CPU})  # it only drives its Train run
-    tuner_dir = storage.join(sweep_dir, "tune")
     if resume:
-        if not tune.Tuner.can_restore(storage.join(tuner_dir, spec.name)):
-            raise _fail(f"no sweep to resume at {tuner_dir}", "Run once without --resume")
         tuner = tune.Tuner.restore(storage.join(tuner_dir, spec.name), trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:

@@ -94,17 +94,29 @@ def test_quickstart_pipeline_end_to_end_then_nothing_to_do(tmp_path):
     cmd = [sys.executable, "-m", "consistency_dist.pipeline", "--preset", "quickstart",
            "--output.root", str(tmp_path), "--output.run_name", "pipe",
            "--train.epochs", "1", "--train.steps_per_epoch", "3", "--swa.bn_recompute_batches", "2",
-           "--label.num_shards", "2", "--evaluate.max_images", "40",
+           "--label.num_shards", "2", "--evaluate.max_images", "40", "--control",
            "--evaluate.corruptions", "gaussian_noise,fog", "--evaluate.severities", "1,5"]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "| clean top-1 |" in first.stdout and "teacher | student" in first.stdout
+    assert "| clean top-1 |" in first.stdout and "teacher | control | student" in first.stdout
+    assert "| student − teacher |" in first.stdout and "| student − control |" in first.stdout
     run = tmp_path / "pipe"
-    for path in ("teacher/teacher.keras", "labels/manifest.json", "student/student.keras", "evaluate/report.md"):
+    for path in ("teacher/teacher.keras", "labels/manifest.json", "student/student.keras", "control/control.keras",
+                 "evaluate/report.md"):
         assert (run / path).is_file(), path
+    # the control arm went through the student stage with alpha = 1: its loss is the CE term alone
+    control = json.loads((run / "control" / "summary.json").read_text())
+    student = json.loads((run / "student" / "summary.json").read_text())
+    assert control["config"]["student"]["alpha"] == 1.0 and student["config"]["student"]["alpha"] == 0.5
+    for epoch in control["history"]:
+        assert epoch["loss"] == pytest.approx(epoch["ce_loss"], rel=1e-6) and epoch["kl_loss"] > 0
+    assert control["config"]["augment"] == student["config"]["augment"]
+    assert control["config"]["train"] == student["config"]["train"]
+    report_json = json.loads((run / "evaluate" / "report.json").read_text())
+    assert {(d["a"], d["b"]) for d in report_json["differences"]} == {("student", "teacher"), ("student", "control")}
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-3000:]
-    assert out.count("already complete") == 3 and "up to date" in out
+    assert out.count("already complete") == 4 and "up to date" in out
     assert "TrainController" not in out and "RayTrainWorker" not in out  # no training, no workers

@@ -48,6 +48,7 @@ def test_parquet_round_trip_is_exact(tmp_path):
     assert np.array_equal(got["image"], images[:37]) and got["image"].dtype == np.uint8
     assert np.array_equal(got["label"], labels[:37])
     assert np.array_equal(got["teacher_logits"], logits[:37])  # bit-exact float32
+    assert got["weight"].tolist() == [1.0] * 37
     manifest = sl.verify(str(tmp_path), 10, SHAPE)
     assert manifest.raw["total_rows"] == 57
     assert not list(tmp_path.glob("*.tmp-*"))

@@ -3,7 +3,8 @@
 Layout of a label folder (local path or pyarrow URI):
     shard-00000-of-00008.parquet ... one row per training image:
         index int64 (position in the training split), image fixed_size_list<uint8>[H*W*C],
-        label int64, teacher_logits fixed_size_list<float32>[classes]
+        label int64, teacher_logits fixed_size_list<float32>[classes],
+        weight float32 (1, or label.low_confidence_weight for images the teacher was unsure of)
     manifest.json   schema version, shards with row counts and sha256, shapes, class names,
                     teacher and data fingerprints, creation time, the config used
 Shards and the manifest are written under temporary names and renamed when complete; the
@@ -45,17 +46,21 @@ def schema(image_size: int, num_classes: int) -> pa.Schema:
         ("image", pa.list_(pa.uint8(), image_size)),
         ("label", pa.int64()),
         ("teacher_logits", pa.list_(pa.float32(), num_classes)),
+        ("weight", pa.float32()),
     ])
 
 
-def to_table(index: np.ndarray, images: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> pa.Table:
+def to_table(index: np.ndarray, images: np.ndarray, labels: np.ndarray, logits: np.ndarray,
+             weights: np.ndarray | None = None) -> pa.Table:
     flat_images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
     logits = np.ascontiguousarray(logits, dtype=np.float32)
+    weights = np.ones(len(flat_images), np.float32) if weights is None else np.asarray(weights, np.float32)
     columns = [
         pa.array(np.asarray(index, np.int64)),
         pa.FixedSizeListArray.from_arrays(pa.array(flat_images.reshape(-1)), flat_images.shape[1]),
         pa.array(np.asarray(labels, np.int64)),
         pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1]),
+        pa.array(weights),
     ]
     return pa.Table.from_arrays(columns, schema=schema(flat_images.shape[1], logits.shape[1]))
 
@@ -81,6 +86,7 @@ def table_to_numpy(table: pa.Table | pa.RecordBatch, image_shape, num_classes: i
         "image": _fixed_list_to_numpy(table.column("image"), tuple(image_shape), np.uint8),
         "label": table.column("label").to_numpy(),
         "teacher_logits": _fixed_list_to_numpy(table.column("teacher_logits"), (num_classes,), np.float32),
+        "weight": table.column("weight").to_numpy().astype(np.float32, copy=False),
     }
 
 
@@ -177,8 +183,8 @@ def steps_per_epoch(manifest: Manifest, world: int, batch_size: int, requested: 
 
 
 def stream_batches(manifest: Manifest, rank: int, world: int, batch_size: int, steps: int, seed: int,
-                   shuffle_buffer: int, first_epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Endless (images, labels, teacher_logits) batches from this worker's shards, `steps` per epoch.
+                   shuffle_buffer: int, first_epoch: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+    """Endless (images, labels, teacher_logits, weights) batches from this worker's shards, `steps` per epoch.
 
     Each epoch visits the worker's shards in a seeded order, reads them in record batches,
     and shuffles within a buffer of about `shuffle_buffer` rows. Once the epoch's `steps`
@@ -224,6 +230,6 @@ def _drain(pending: list[dict], rng: np.random.Generator, batch_size: int, limit
     full = min(len(perm) // batch_size, limit)
     for i in range(full):
         rows = perm[i * batch_size:(i + 1) * batch_size]
-        yield merged["image"][rows], merged["label"][rows], merged["teacher_logits"][rows]
+        yield merged["image"][rows], merged["label"][rows], merged["teacher_logits"][rows], merged["weight"][rows]
     rest = perm[full * batch_size:]
     pending[:] = [{k: v[rest] for k, v in merged.items()}] if len(rest) else []
