@@ -127,6 +127,15 @@ class EvaluateConfig:
 
 
 @dataclass
+class PerfConfig:
+    mixed_precision: str = _field("off", "compute dtype: off (float32), bfloat16, or float16 (with dynamic loss "
+                                         "scaling); variables stay float32")
+    xla: bool = _field(False, "XLA-compile each replica's forward and backward pass (jit_compile)")
+    prefetch_to_device: bool = _field(True, "copy input batches to the accelerator ahead of the step")
+    memory_growth: bool = _field(True, "let TensorFlow grow GPU memory instead of taking it all at start")
+
+
+@dataclass
 class PipelineConfig:
     control: bool = _field(False, "also train a control student: same architecture, data, augmentation, schedule "
                                   "and seed, but alpha = 1 (no distillation term)")
@@ -169,6 +178,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     verbose: bool = _field(False, "show TensorFlow and Ray logs")
@@ -385,6 +395,8 @@ def validate(c: Config) -> Config:
     if t.validation_corruptions.strip():
         corruption_names(t.validation_corruptions, "train.validation_corruptions")
         severity_list(t.validation_severities, "train.validation_severities")
+    _require(c.perf.mixed_precision in ("off", "bfloat16", "float16"), "perf.mixed_precision",
+             f"'{c.perf.mixed_precision}' is not off, bfloat16 or float16", "Use bfloat16 on recent GPUs")
     _require(c.tracking.wandb_mode in ("online", "offline", "disabled"), "tracking.wandb_mode",
              f"'{c.tracking.wandb_mode}' is not a mode", "Use online, offline or disabled")
     _require(e.max_images >= 0, "evaluate.max_images", "is negative", "Use 0 for all test images")

@@ -92,6 +92,7 @@ class LoopState:
 @dataclasses.dataclass
 class FitResult:
     state: LoopState
+    performance: dict  # the performance settings as the step actually ran them
     final_model: keras.Model | None  # the exported model (chief only)
     final_metrics: dict[str, float]
     replica_digests: list[str]
@@ -206,8 +207,28 @@ def _gather_digests(strategy: tf.distribute.Strategy, digest: str) -> list[str]:
     return ["".join(f"{int(c):04x}" for c in row) for row in gathered]
 
 
-def make_train_step(strategy, model, optimizer, swa, task: Task, global_batch: int, seed: int = 0):
-    """`train_step(iterator) -> summed metrics`: one optimizer step on every replica, then the SWA update."""
+MIXED_POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def make_train_step(strategy, model, optimizer, swa, task: Task, global_batch: int, seed: int = 0,
+                    xla: bool = False):
+    """`train_step(iterator) -> summed metrics`: one optimizer step on every replica, then the SWA update.
+
+    With `xla`, each replica's forward and backward pass is one XLA cluster; with a
+    LossScaleOptimizer (float16), the loss is scaled before differentiation and the optimizer
+    unscales (and skips non-finite steps)."""
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def forward_backward(batch):
+        with tf.GradientTape() as tape:
+            logits = model(batch[0], training=True)
+            per_example = task.per_example_loss(batch, logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            target = optimizer.scale_loss(loss) if scaled else loss
+        return logits, per_example, tape.gradient(target, model.trainable_variables)
+
+    if xla:
+        forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_train_step(batch):
         labels = batch[1]
@@ -215,11 +236,7 @@ def make_train_step(strategy, model, optimizer, swa, task: Task, global_batch: i
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             step_seed = tf.stack([tf.cast(optimizer.iterations, tf.int64), tf.cast(replica, tf.int64) + 1000 * seed])
             batch = (task.device_augment(batch[0], step_seed), *batch[1:])
-        with tf.GradientTape() as tape:
-            logits = model(batch[0], training=True)
-            per_example = task.per_example_loss(batch, logits)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        grads = tape.gradient(loss, model.trainable_variables)
+        logits, per_example, grads = forward_backward(batch)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=labels.dtype), labels), tf.float32))
         sums = {"loss": tf.reduce_sum(per_example), "correct": correct,
@@ -235,7 +252,23 @@ def make_train_step(strategy, model, optimizer, swa, task: Task, global_batch: i
             swa.update(optimizer.iterations - 1)
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
+    train_step.forward_backward = forward_backward  # lets callers see what the step runs (e.g. jit_compile)
     return train_step
+
+
+def _build(config: Config):
+    """Model and optimizer under the configured precision policy (restored afterwards)."""
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(MIXED_POLICIES[config.perf.mixed_precision])
+    try:
+        model = models.from_config(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    optimizer = keras.optimizers.Adam(learning_rate=config.train.learning_rate)
+    if config.perf.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    return model, optimizer
 
 
 def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chief: bool = True,
@@ -252,9 +285,7 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
     keras.utils.set_random_seed(train_cfg.seed)
 
     with strategy.scope():
-        model = models.from_config(config)
-        optimizer = keras.optimizers.Adam(learning_rate=train_cfg.learning_rate)
-        optimizer.build(model.trainable_variables)
+        model, optimizer = _build(config)
         swa = (StochasticWeightAverage(model.trainable_variables, swa_cfg.average_period, swa_cfg.start_averaging)
                if swa_cfg.enabled else None)
 
@@ -263,7 +294,9 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
         state, best_weights = load_checkpoint(checkpoint_dir, model, optimizer, swa, config)
     resumed_from = state.epochs_done
 
-    train_data = strategy.distribute_datasets_from_function(lambda ctx: task.make_train_dataset(ctx, resumed_from))
+    input_options = tf.distribute.InputOptions(experimental_fetch_to_device=config.perf.prefetch_to_device)
+    train_data = strategy.distribute_datasets_from_function(lambda ctx: task.make_train_dataset(ctx, resumed_from),
+                                                            options=input_options)
     iterator = iter(train_data)
     val_sets = {"val": (task.val_images, task.val_labels)}
     if task.corrupted_val is not None:
@@ -272,7 +305,16 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
         _padded_eval_dataset(images, labels, task.eval_transform, train_cfg.batch_size_per_replica))
         for prefix, (images, labels) in val_sets.items()}
 
-    train_step = make_train_step(strategy, model, optimizer, swa, task, global_batch, train_cfg.seed)
+    train_step = make_train_step(strategy, model, optimizer, swa, task, global_batch, train_cfg.seed,
+                                 xla=config.perf.xla)
+    performance = {
+        "compute_dtype": model.compute_dtype, "variable_dtype": model.variable_dtype,
+        "loss_scaling": isinstance(optimizer, keras.optimizers.LossScaleOptimizer),
+        "xla": bool(getattr(train_step.forward_backward, "_jit_compile", False)),
+        "prefetch_to_device": input_options.experimental_fetch_to_device,
+        "replicas": replicas, "devices": list(strategy.extended.worker_devices),
+        "memory_growth": [tf.config.experimental.get_memory_growth(g) for g in tf.config.list_physical_devices("GPU")],
+    }
 
     def replica_eval_step(batch):
         images, labels, weights = batch
@@ -329,7 +371,7 @@ def fit(config: Config, task: Task, strategy: tf.distribute.Strategy, *, is_chie
             report(dict(metrics, stopped_early=state.stopped_early), checkpoint)
 
     digests = _gather_digests(strategy, weights_digest(model, swa))
-    result = FitResult(state=state, final_model=None, final_metrics={}, replica_digests=digests,
+    result = FitResult(state=state, performance=performance, final_model=None, final_metrics={}, replica_digests=digests,
                        resumed_from_epoch=resumed_from, swa_snapshots=int(swa.snapshots.numpy()) if swa else 0,
                        bn_recompute_batches=0)
     if is_chief:
@@ -368,6 +410,7 @@ def summary(config: Config, result: FitResult, **extra: Any) -> dict:
         "bn_recompute_batches": result.bn_recompute_batches,
         "replica_weight_digests": result.replica_digests,
         "final": result.final_metrics,
+        "performance": result.performance,
         "history": result.state.history,
         **extra,
     }

@@ -68,7 +68,8 @@ def markdown_table(summary: dict, baseline: str) -> str:
     models = list(summary)
     lines = ["| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for key, label in FIGURES:
-        cells = [f"{summary[m][key] * 100:.1f}" if key != "mce" else f"{summary[m][key]:.1f}" for m in models]
+        cells = ["n/a" if summary[m][key] != summary[m][key]  # NaN: that figure's sets were not evaluated
+                 else f"{summary[m][key] * (1 if key == 'mce' else 100):.1f}" for m in models]
         lines.append(f"| {label}{f' ({baseline} = 100)' if key == 'mce' else ''} | " + " | ".join(cells) + " |")
     lines += ["", "| corruption (mean over severities, top-1 %) | " + " | ".join(models) + " |",
               "|---|" + "---|" * len(models)]

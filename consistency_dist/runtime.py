@@ -101,6 +101,8 @@ def _train_worker(loop_config: dict) -> None:
     threads = max(1, int(config.runtime.cpus_per_worker))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    for gpu in tf.config.list_physical_devices("GPU"):  # must happen before TensorFlow touches the GPU
+        tf.config.experimental.set_memory_growth(gpu, config.perf.memory_growth)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()

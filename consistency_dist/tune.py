@@ -231,6 +231,8 @@ def run_sweep(spec: SweepSpec, resume: bool = False):
                                       callbacks=[TrialTracking(spec, config.to_dict(), sweep_dir)]),
         )
     results = tuner.fit()
+    if labels:
+        config = apply_overrides(config, {"student.labels": labels})  # so best_config.yaml finds them
     return write_outputs(spec, config, results, sweep_dir)
 
 

@@ -19,7 +19,8 @@ from consistency_dist.data import cifar10
 def trained_models(tmp_path_factory):
     """A small ResNet trained for three quick epochs, and an untrained twin, saved as .keras."""
     folder = tmp_path_factory.mktemp("models")
-    config = cfg.apply_overrides(cfg.load_preset("quickstart"), {"train.epochs": 3, "swa.bn_recompute_batches": 4})
+    config = cfg.apply_overrides(cfg.load_preset("quickstart"), {"train.epochs": 3, "train.steps_per_epoch": 20,
+                                                                 "swa.bn_recompute_batches": 4})
     data = cifar10.load("sample")
     result = loop.fit(config, tasks.teacher_task(config, 1, data), tf.distribute.MirroredStrategy(["/cpu:0"]),
                       scratch_dir=folder)
@@ -33,7 +34,7 @@ def _eval_config(tmp_path, folder, **extra):
     return cfg.apply_overrides(cfg.load_preset("quickstart"), {
         "output.root": str(tmp_path), "output.run_name": "r",
         "evaluate.models": f"{folder}/trained.keras,{folder}/untrained.keras", "evaluate.baseline": "untrained",
-        "evaluate.max_images": 200, **extra})
+        "evaluate.max_images": 150, **extra})
 
 
 def test_accuracy_does_not_rise_with_severity(trained_models, tmp_path):
@@ -92,7 +93,7 @@ def test_bad_evaluation_settings(trained_models, tmp_path):
 def test_quickstart_pipeline_end_to_end_then_nothing_to_do(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     cmd = [sys.executable, "-m", "consistency_dist.pipeline", "--preset", "quickstart",
-           "--output.root", str(tmp_path), "--output.run_name", "pipe",
+           "--output.root", f"file://{tmp_path}", "--output.run_name", "pipe",  # run folders through a URI
            "--train.epochs", "1", "--train.steps_per_epoch", "3", "--swa.bn_recompute_batches", "2",
            "--label.num_shards", "2", "--evaluate.max_images", "40", "--control",
            "--evaluate.corruptions", "gaussian_noise,fog", "--evaluate.severities", "1,5"]

@@ -29,14 +29,15 @@ def _fit(config, data, **kw):
 
 
 def test_teacher_loop_learns_and_exports_the_swa_model(quickstart, sample, tmp_path):
-    config = cfg.apply_overrides(quickstart, {"train.epochs": 3, "train.steps_per_epoch": 12})
+    config = cfg.apply_overrides(quickstart, {"train.epochs": 3, "train.steps_per_epoch": 12,
+                                              "swa.bn_recompute_batches": 5})
     result, reports = _fit(config, sample, scratch_dir=tmp_path)
     losses = [m["loss"] for m, _ in reports]
     assert losses[-1] < losses[0]
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3] and all(c for _, c in reports)
     assert {"loss", "accuracy", "val_accuracy", "val_loss", "learning_rate", "images_per_s"} <= set(reports[0][0])
     assert result.swa_snapshots == math.ceil(36 / 10)  # steps 0, 10, 20, 30
-    assert result.bn_recompute_batches == math.ceil(len(sample.x_train) / 64)
+    assert result.bn_recompute_batches == 5
     exported = loop.evaluate(result.final_model, sample.x_val, sample.y_val, tasks.teacher_task(config, 1, sample).eval_transform)
     assert exported["accuracy"] == pytest.approx(result.final_metrics["val_accuracy"])
 

@@ -1,11 +1,8 @@
-"""Label -> student on real Ray: the label CLI's Ray tasks, a 2-worker student, and
-`ray job submit` against a 2-node cluster started with `ray start` on loopback (token auth on)."""
+"""Label -> student on real Ray: the label CLI's Ray tasks, and a 2-worker student submitted with
+`ray job submit` to a 2-node cluster started with `ray start` on loopback (token auth on)."""
 
 import json
-import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +10,7 @@ import time
 import keras
 import pytest
 
+from conftest import clean_env, local_cluster
 from consistency_dist import models
 
 pytestmark = pytest.mark.cluster
@@ -21,16 +19,10 @@ COMMON = ["--preset", "quickstart", "--label.num_shards", "4", "--train.epochs",
           "--swa.bn_recompute_batches", "2"]
 
 
-def _clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(extra)
-    return env
-
-
 def _cli(stage, root, *flags, env=None, expect=0, timeout=600):
     cmd = [sys.executable, "-m", f"consistency_dist.{stage}", *COMMON, "--output.root", str(root),
            "--output.run_name", "run", *flags]
-    proc = subprocess.run(cmd, env=env or _clean_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -81,41 +73,10 @@ def test_student_rejects_bad_labels_before_training(labelled, tmp_path):
     assert "checksum mismatch for shard-00002-of-00004.parquet" in err and "TrainController" not in err
 
 
-def test_two_worker_student_on_local_ray(labelled):
-    root, _ = labelled
-    out = _cli("student", root, "--runtime.num_workers", "2", "--student.model_name", "small_resnet_wide")
-    assert "[student] epoch   1/1" in out
-    summary = json.loads((root / "run" / "student" / "summary.json").read_text())
-    assert summary["config"]["model"]["name"] == "small_resnet_wide"
-    digests = summary["replica_weight_digests"]
-    assert len(digests) == 2 and len(set(digests)) == 1
-    epoch = summary["history"][0]
-    assert epoch["kl_loss"] > 0 and epoch["ce_loss"] > 0
-    assert epoch["loss"] == pytest.approx(0.5 * epoch["ce_loss"] + 0.5 * epoch["kl_loss"], rel=1e-5)
-    assert (root / "run" / "student" / "student.keras").is_file()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def two_node_cluster(tmp_path):
-    """`ray start` head + one worker node on 127.0.0.1, token authentication on."""
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    env = _clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), TF_CPP_MIN_LOG_LEVEL="3")
-    port, dashboard = _free_port(), _free_port()
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
-    subprocess.run([ray_bin, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                    "--dashboard-port", str(dashboard), *common], env=env, check=True, capture_output=True, timeout=180)
-    try:
-        subprocess.run([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
-                       capture_output=True, timeout=180)
-        yield ray_bin, env, f"http://127.0.0.1:{dashboard}"
-    finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+def two_node_cluster():
+    with local_cluster(nodes=2) as (ray_bin, env, dashboard, _):
+        yield ray_bin, env, dashboard
 
 
 def test_ray_job_submit_student_on_two_node_cluster(labelled, two_node_cluster):
@@ -123,15 +84,22 @@ def test_ray_job_submit_student_on_two_node_cluster(labelled, two_node_cluster):
     ray_bin, env, dashboard = two_node_cluster
     entry = [sys.executable, "-m", "consistency_dist.student", *COMMON, "--output.root", str(root),
              "--output.run_name", "job", "--student.labels", str(root / "run" / "labels"),
-             "--runtime.num_workers", "2"]
+             "--runtime.num_workers", "2", "--student.model_name", "small_resnet_wide"]
     started = time.time()
     proc = subprocess.run([ray_bin, "job", "submit", "--address", dashboard, "--", *entry], env=env,
                           capture_output=True, text=True, timeout=900)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "succeeded" in log.lower(), log[-4000:]
+    assert "[student] epoch   1/1" in log
     summary = json.loads((root / "job" / "student" / "summary.json").read_text())
-    assert len(summary["replica_weight_digests"]) == 2 and len(set(summary["replica_weight_digests"])) == 1
+    assert summary["config"]["model"]["name"] == "small_resnet_wide"  # larger than its teacher: allowed
+    digests = summary["replica_weight_digests"]  # 2 workers, one per node, trained one model together
+    assert len(digests) == 2 and len(set(digests)) == 1
+    epoch = summary["history"][0]
+    assert epoch["kl_loss"] > 0 and epoch["ce_loss"] > 0
+    assert epoch["loss"] == pytest.approx(0.5 * epoch["ce_loss"] + 0.5 * epoch["kl_loss"], rel=1e-5)
+    assert (root / "job" / "student" / "student.keras").is_file()
     assert time.time() - started < 900
 
     # without the token the cluster refuses the client

@@ -75,6 +75,7 @@ def test_smoke_sweep_asha_wandb_summary_best_config_and_resume(tmp_path):
     assert loaded.train.learning_rate == 0.003
     trained = subprocess.run([sys.executable, "-m", "consistency_dist.student", "--config", str(best),
                               "--output.root", str(tmp_path / "best"), "--train.epochs", "1",
+                              "--train.steps_per_epoch", "2",
                               "--runtime.num_workers", "1"], env=_env(), capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     assert (tmp_path / "best" / "smoke-best" / "student" / "student.keras").is_file()
