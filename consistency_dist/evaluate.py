@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 from consistency_dist import report, runtime, storage
-from consistency_dist.config import Config, corruption_names, parse_cli, severity_list
+from consistency_dist.config import Config, corruption_names, severity_list
 from consistency_dist.data import augment, cifar10, corruptions
 
 STAGE = "evaluate"
@@ -143,19 +143,15 @@ def _write_report(out: str, full: dict) -> None:
     storage.write_json(storage.join(out, "report.json"), full)
 
 
-def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.evaluate", __doc__.splitlines()[0], argv)
-    runtime.quiet_logs(config.verbose)
-    try:
-        full = run(config)
-    except (EvaluateError, corruptions.CorruptionError, cifar10.DataError) as err:
-        print(f"evaluate: {err}", file=sys.stderr)
-        return 2
+def _show(config: Config, full: dict) -> None:
     print(report.markdown_table(full["summary"], full["baseline"]).split("\n\n")[0])
     print(report.differences_markdown(full["differences"]))
     print(f"\nreport: {config.stage_location(STAGE)}/report.md (plots beside it)")
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return runtime.stage_main("evaluate", __doc__, argv, run, show=_show,
+                              errors=(EvaluateError, corruptions.CorruptionError, cifar10.DataError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 from consistency_dist import runtime, storage
-from consistency_dist.config import Config, parse_cli
+from consistency_dist.config import Config
 from consistency_dist.data import cifar10, soft_labels
 
 MARKER = "_labeling.json"  # identity of an unfinished labelling, so a resume never mixes teachers
@@ -192,14 +192,7 @@ def run(config: Config) -> dict:
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.label", __doc__.splitlines()[0], argv)
-    runtime.quiet_logs(config.verbose)
-    try:
-        manifest = run(config)
-    except (LabelError, cifar10.DataError, soft_labels.SoftLabelError) as err:
-        print(f"label: {err}", file=sys.stderr)
-        return 2
+def _show(config: Config, manifest: dict) -> None:
     out = config.label.output or config.stage_location("labels")
     stats = manifest.get("stats", {})
     print(f"label: {manifest['total_rows']} rows in {len(manifest['shards'])} shards, teacher "
@@ -207,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     if stats.get("min_confidence"):
         print(f"label: confidence filter {stats['min_confidence']} ({stats['low_confidence']}): "
               f"{stats['filtered']} of {stats['labelled']} images below it")
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return runtime.stage_main("label", __doc__, argv, run, show=_show,
+                              errors=(LabelError, cifar10.DataError, soft_labels.SoftLabelError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@ import sys
 import time
 
 from consistency_dist import evaluate, label, report, runtime, student, teacher
-from consistency_dist.config import Config, apply_overrides, parse_cli
+from consistency_dist.config import Config, apply_overrides
 from consistency_dist.data import cifar10, corruptions, soft_labels
 
 FAILURES = (label.LabelError, soft_labels.SoftLabelError, cifar10.DataError, evaluate.EvaluateError,
@@ -50,20 +50,15 @@ def run(config: Config) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.pipeline", __doc__.splitlines()[0], argv)
-    runtime.quiet_logs(config.verbose)
-    try:
-        full = run(config)
-    except FAILURES as err:
-        print(f"pipeline: {err}", file=sys.stderr)
-        return 2
+def _show(config: Config, full: dict) -> None:
     print(f"\nRun folder: {config.stage_location('')[:-1]}\n")
     print(report.markdown_table(full["summary"], full["baseline"]).split("\n\n")[0])
     print(report.differences_markdown(full["differences"]))
     print(f"\nFull report: {config.stage_location(evaluate.STAGE)}/report.md")
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return runtime.stage_main("pipeline", __doc__, argv, run, errors=FAILURES, show=_show)
 
 if __name__ == "__main__":
     sys.exit(main())

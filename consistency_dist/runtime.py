@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 from consistency_dist import storage
-from consistency_dist.config import Config, from_dict
+from consistency_dist.config import Config, from_dict, parse_cli
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "ABSL_MIN_LOG_LEVEL": "3",
              "KERAS_BACKEND": "tensorflow"}
@@ -33,6 +34,22 @@ def quiet_logs(verbose: bool) -> None:
     os.environ.update(QUIET_ENV)
     for name in ("ray.train", "ray.tune", "tensorflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def stage_main(name: str, doc: str, argv: list[str] | None, run: Callable[[Config], Any],
+               errors: tuple[type[Exception], ...] = (), show: Callable[[Config, Any], None] | None = None) -> int:
+    """What every stage's `main` does: parse its command line (exit 2 on a config error), quiet the
+    logs, run; bad input the stage can name (`errors`) exits 2 with its message; then `show`."""
+    config = parse_cli(f"python -m consistency_dist.{name}", doc.splitlines()[0], argv)
+    quiet_logs(config.verbose)
+    try:
+        result = run(config)
+    except errors as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 2
+    if show is not None:
+        show(config, result)
+    return 0
 
 
 def connect(config: Config, min_cpus: float = 0) -> None:
@@ -51,7 +68,8 @@ def connect(config: Config, min_cpus: float = 0) -> None:
         return
     needed = max(min_cpus, config.runtime.num_workers * config.runtime.cpus_per_worker)
     # The dashboard stays on: Ray Train's placement-group cleaner queries the state API through it.
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), **common)
+    # address="local": a new local instance even if `ray start` left a cluster address behind.
+    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), **common)
 
 
 def progress_line(stage: str, metrics: dict, eta_seconds: float) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 import sys
 
 from consistency_dist import report, runtime
-from consistency_dist.config import MODEL_NAMES, Config, parse_cli
+from consistency_dist.config import MODEL_NAMES, Config
 from consistency_dist.data import cifar10, soft_labels
 from consistency_dist.teacher import is_complete
 
@@ -61,15 +61,7 @@ def run(config: Config, stage: str = STAGE) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.student", __doc__.splitlines()[0], argv)
-    runtime.quiet_logs(config.verbose)
-    try:
-        run(config)
-    except (soft_labels.SoftLabelError, cifar10.DataError) as err:
-        print(f"student: {err}", file=sys.stderr)
-        return 2
-    return 0
-
+    return runtime.stage_main("student", __doc__, argv, run, errors=(soft_labels.SoftLabelError, cifar10.DataError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 from consistency_dist import report, runtime, storage
-from consistency_dist.config import Config, parse_cli
+from consistency_dist.config import Config
+from consistency_dist.data import cifar10
 
 STAGE = "teacher"
 
@@ -39,11 +40,7 @@ def run(config: Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_cli("python -m consistency_dist.teacher", __doc__.splitlines()[0], argv)
-    runtime.quiet_logs(config.verbose)
-    run(config)
-    return 0
-
+    return runtime.stage_main("teacher", __doc__, argv, run, errors=(cifar10.DataError,))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -63,6 +63,10 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1):
         yield ray_bin, env, f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{port}"
     finally:
         stop_processes_with(env["RAY_AUTH_TOKEN"])
+        current = "/tmp/ray/ray_current_cluster"  # `ray start` records its address here; it is gone now
+        with contextlib.suppress(OSError):
+            if open(current).read().strip().endswith(f":{port}"):
+                os.remove(current)
 
 
 def stop_processes_with(token: str) -> None:

@@ -54,7 +54,7 @@ def test_report_files_agree_with_each_other(trained_models, tmp_path):
     folder, _ = trained_models
     config = _eval_config(tmp_path, folder, **{"evaluate.corruptions": "gaussian_noise,fog,saturate",
                                                "evaluate.severities": "1,5", "evaluate.max_images": 60})
-    full = evaluate.run(config)
+    evaluate.run(config)
     out = tmp_path / "r" / "evaluate"
     stored = json.loads((out / "report.json").read_text())
     assert set(stored) >= {"identity", "models", "test_images", "accuracy", "summary", "baseline"}

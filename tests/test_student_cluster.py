@@ -86,9 +86,13 @@ def test_ray_job_submit_student_on_two_node_cluster(labelled, two_node_cluster):
              "--output.run_name", "job", "--student.labels", str(root / "run" / "labels"),
              "--runtime.num_workers", "2", "--student.model_name", "small_resnet_wide"]
     started = time.time()
-    proc = subprocess.run([ray_bin, "job", "submit", "--address", dashboard, "--", *entry], env=env,
-                          capture_output=True, text=True, timeout=900)
-    log = proc.stdout + proc.stderr
+    for _ in range(12):  # the head's job agent may need a few seconds after `ray start`
+        proc = subprocess.run([ray_bin, "job", "submit", "--address", dashboard, "--", *entry], env=env,
+                              capture_output=True, text=True, timeout=900)
+        log = proc.stdout + proc.stderr
+        if "No available agent to submit job" not in log:
+            break
+        time.sleep(5)
     assert proc.returncode == 0, log[-4000:]
     assert "succeeded" in log.lower(), log[-4000:]
     assert "[student] epoch   1/1" in log
