@@ -482,7 +482,3 @@ def parse_cli(prog: str, description: str, argv: list[str] | None = None,
     except ConfigError as err:
         print(f"{prog}: config error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-
-
-def save_yaml(config: Config) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
